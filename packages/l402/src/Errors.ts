@@ -1,0 +1,116 @@
+/**
+ * Typed errors. Every error thrown by l402 is an {@link L402Error}: a stable `name` per class and a
+ * stable `code` per cause, so callers branch on `code`, never on message text.
+ *
+ * @example
+ * try { Macaroon.decode(input) } catch (e) {
+ *   if (e instanceof Errors.MacaroonFormatError) console.error(e.code, e.message);
+ * }
+ */
+
+/** Every stable error code, in one place. */
+export type Code =
+  | 'L402_ENCODING'
+  | 'L402_MACAROON_FORMAT'
+  | 'L402_IDENTIFIER_LENGTH'
+  | 'L402_IDENTIFIER_VERSION'
+  | 'L402_CAVEAT_FORMAT'
+  | 'L402_BAD_SIGNATURE'
+  | 'L402_BAD_PREIMAGE'
+  | 'L402_UNDISCHARGED_CAVEAT'
+  | 'L402_CAVEAT_WIDENED'
+  | 'L402_CAVEAT_UNSATISFIED'
+  | 'L402_CAVEAT_UNKNOWN'
+  | 'L402_TOKEN_EXPIRED'
+  | 'L402_SERVICE_NOT_ALLOWED'
+  | 'L402_CAPABILITY_NOT_ALLOWED'
+  | 'L402_HEADER_FORMAT'
+  | 'L402_HEADER_TOO_LARGE'
+  | 'L402_INVOICE_FORMAT'
+  | 'L402_INVOICE_CHECKSUM'
+  | 'L402_INVOICE_SIGNATURE'
+  | 'L402_INVOICE_NETWORK';
+
+/** Base class of every l402 error. */
+export class L402Error extends Error {
+  override name = 'L402Error';
+  readonly code: Code;
+  constructor(code: Code, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Bad hex or base64 text. */
+export class EncodingError extends L402Error {
+  override name = 'EncodingError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('L402_ENCODING', message, options);
+  }
+}
+
+/** Macaroon bytes or JSON that do not follow the V1/V2 format (truncated, bad field order, …). */
+export class MacaroonFormatError extends L402Error {
+  override name = 'MacaroonFormatError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('L402_MACAROON_FORMAT', message, options);
+  }
+}
+
+/** An L402 identifier of the wrong length or an unknown version. */
+export class IdentifierError extends L402Error {
+  override name = 'IdentifierError';
+  constructor(code: 'L402_IDENTIFIER_LENGTH' | 'L402_IDENTIFIER_VERSION', message: string) {
+    super(code, message);
+  }
+}
+
+/** A caveat that is not `key=value`, or whose value does not parse for its key. */
+export class CaveatFormatError extends L402Error {
+  override name = 'CaveatFormatError';
+  constructor(message: string) {
+    super('L402_CAVEAT_FORMAT', message);
+  }
+}
+
+/** Why a token was refused: a bad signature, the wrong preimage, or a caveat that does not hold. */
+export type VerificationCode =
+  | 'L402_BAD_SIGNATURE'
+  | 'L402_BAD_PREIMAGE'
+  | 'L402_UNDISCHARGED_CAVEAT'
+  | 'L402_CAVEAT_WIDENED'
+  | 'L402_CAVEAT_UNSATISFIED'
+  | 'L402_CAVEAT_UNKNOWN'
+  | 'L402_TOKEN_EXPIRED'
+  | 'L402_SERVICE_NOT_ALLOWED'
+  | 'L402_CAPABILITY_NOT_ALLOWED';
+
+/** A well-formed token that does not grant the request. `caveat` names the caveat at fault, if any. */
+export class VerificationError extends L402Error {
+  override name = 'VerificationError';
+  readonly caveat: string | undefined;
+  constructor(code: VerificationCode, message: string, caveat?: string) {
+    super(code, message);
+    this.caveat = caveat;
+  }
+}
+
+/** A `WWW-Authenticate` or `Authorization` value that cannot be read, or one over the size limit. */
+export class HeaderError extends L402Error {
+  override name = 'HeaderError';
+  constructor(code: 'L402_HEADER_FORMAT' | 'L402_HEADER_TOO_LARGE', message: string) {
+    super(code, message);
+  }
+}
+
+/** A BOLT11 invoice that is malformed, fails its checksum or signature, or is for another network. */
+export class InvoiceError extends L402Error {
+  override name = 'InvoiceError';
+  constructor(
+    code: 'L402_INVOICE_FORMAT' | 'L402_INVOICE_CHECKSUM' | 'L402_INVOICE_SIGNATURE' | 'L402_INVOICE_NETWORK',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * l402: the L402 token core.
+ *
+ * @example
+ * import { Caveat, Challenge, Credential, Invoice, Macaroon, Token } from 'l402';
+ */
+export * as Caveat from './Caveat.js';
+export * as Errors from './Errors.js';
+export * as Identifier from './Identifier.js';
+export * as Macaroon from './Macaroon.js';
+export * as Token from './Token.js';
