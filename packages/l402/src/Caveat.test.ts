@@ -24,7 +24,12 @@ describe('encoding', () => {
     expect(Caveat.tryParse(text)).toBeUndefined();
   });
   it('formats Aperture keys exactly', () => {
-    expect(Caveat.services([{ name: 'service1', tier: 0 }, { name: 'svc2', tier: 3 }])).toBe('services=service1:0,svc2:3');
+    expect(
+      Caveat.services([
+        { name: 'service1', tier: 0 },
+        { name: 'svc2', tier: 3 },
+      ]),
+    ).toBe('services=service1:0,svc2:3');
     expect(Caveat.capabilities('service1', ['add', 'subtract'])).toBe('service1_capabilities=add,subtract');
     expect(Caveat.capabilities('service1', [])).toBe('service1_capabilities=');
     expect(Caveat.validUntil('service1', 1682483169)).toBe('service1_valid_until=1682483169');
@@ -45,7 +50,10 @@ describe('encoding', () => {
 });
 
 describe('services', () => {
-  const svc = Caveat.services([{ name: 'a', tier: 1 }, { name: 'b', tier: 0 }]);
+  const svc = Caveat.services([
+    { name: 'a', tier: 1 },
+    { name: 'b', tier: 0 },
+  ]);
   it('grants a listed service and refuses another', () => {
     expect(failure([svc], { service: 'a' })).toBe('ok');
     expect(failure([svc], { service: 'c' })).toBe('L402_SERVICE_NOT_ALLOWED');
@@ -78,7 +86,9 @@ describe('capabilities', () => {
     expect(failure([caps], { service: 'a' })).toBe('ok');
   });
   it('an empty list, as Aperture mints it, grants no capability', () => {
-    expect(failure(['a_capabilities='], { service: 'a', capabilities: ['read'] })).toBe('L402_CAPABILITY_NOT_ALLOWED');
+    expect(failure(['a_capabilities='], { service: 'a', capabilities: ['read'] })).toBe(
+      'L402_CAPABILITY_NOT_ALLOWED',
+    );
     expect(failure(['a_capabilities='], { service: 'a' })).toBe('ok');
   });
   it('narrows by subset only', () => {
@@ -122,10 +132,12 @@ describe('constraints', () => {
     expect(failure(['max_tokens=500'], { values: { max_tokens: 800 } }, { satisfiers: sats })).toBe(
       'L402_CAVEAT_UNSATISFIED',
     );
-    expect(failure(['max_tokens=500', 'max_tokens=300'], { values: { max_tokens: 400 } }, { satisfiers: sats })).toBe(
-      'L402_CAVEAT_UNSATISFIED',
+    expect(
+      failure(['max_tokens=500', 'max_tokens=300'], { values: { max_tokens: 400 } }, { satisfiers: sats }),
+    ).toBe('L402_CAVEAT_UNSATISFIED');
+    expect(failure(['max_tokens=500', 'max_tokens=900'], {}, { satisfiers: sats })).toBe(
+      'L402_CAVEAT_WIDENED',
     );
-    expect(failure(['max_tokens=500', 'max_tokens=900'], {}, { satisfiers: sats })).toBe('L402_CAVEAT_WIDENED');
     expect(failure(['max_tokens=lots'], {}, { satisfiers: sats })).toBe('L402_CAVEAT_UNSATISFIED');
   });
   it('subset, earlier and equal constraints', () => {
@@ -136,10 +148,14 @@ describe('constraints', () => {
     ];
     expect(failure(['region=eu,us'], { values: { region: 'eu' } }, { satisfiers: s })).toBe('ok');
     expect(failure(['region=eu,us', 'region=eu,asia'], {}, { satisfiers: s })).toBe('L402_CAVEAT_WIDENED');
-    expect(failure(['region=eu'], { values: { region: 'us' } }, { satisfiers: s })).toBe('L402_CAVEAT_UNSATISFIED');
+    expect(failure(['region=eu'], { values: { region: 'us' } }, { satisfiers: s })).toBe(
+      'L402_CAVEAT_UNSATISFIED',
+    );
     expect(failure(['until=1'], {}, { satisfiers: s })).toBe('L402_TOKEN_EXPIRED');
     expect(failure(['model=a', 'model=b'], {}, { satisfiers: s })).toBe('L402_CAVEAT_WIDENED');
-    expect(failure(['model=a'], { values: { model: 'b' } }, { satisfiers: s })).toBe('L402_CAVEAT_UNSATISFIED');
+    expect(failure(['model=a'], { values: { model: 'b' } }, { satisfiers: s })).toBe(
+      'L402_CAVEAT_UNSATISFIED',
+    );
   });
 });
 
@@ -150,7 +166,9 @@ describe('unknown caveats', () => {
   it('are refused when the verifier demands every caveat be understood', () => {
     expect(failure(['color=blue'], {}, { strict: true })).toBe('L402_CAVEAT_UNKNOWN');
     expect(failure(['novalue'], {}, { strict: true })).toBe('L402_CAVEAT_UNKNOWN');
-    expect(failure([Caveat.services([{ name: 'a', tier: 0 }])], { service: 'a' }, { strict: true })).toBe('ok');
+    expect(failure([Caveat.services([{ name: 'a', tier: 0 }])], { service: 'a' }, { strict: true })).toBe(
+      'ok',
+    );
   });
 });
 

@@ -58,8 +58,10 @@ export interface ServiceTier {
 export function services(list: readonly ServiceTier[]): string {
   if (list.length === 0) throw new CaveatFormatError('a services caveat needs at least one service');
   for (const s of list) {
-    if (!/^[^\s,:=]+$/.test(s.name)) throw new CaveatFormatError(`service name "${clip(s.name)}" is not valid`);
-    if (!Number.isSafeInteger(s.tier) || s.tier < 0) throw new CaveatFormatError(`service tier ${s.tier} is not valid`);
+    if (!/^[^\s,:=]+$/.test(s.name))
+      throw new CaveatFormatError(`service name "${clip(s.name)}" is not valid`);
+    if (!Number.isSafeInteger(s.tier) || s.tier < 0)
+      throw new CaveatFormatError(`service tier ${s.tier} is not valid`);
   }
   return format('services', list.map((s) => `${s.name}:${s.tier}`).join(','));
 }
@@ -133,7 +135,8 @@ export interface Satisfier {
 
 const UNIX = /^\d{1,15}$/;
 const intOf = (v: string): number | undefined => (UNIX.test(v) ? Number(v) : undefined);
-const listOf = (v: string) => v.split(',');
+// An empty value is the empty set (Aperture mints `svc_capabilities=` to mean "no capabilities").
+const listOf = (v: string) => (v.length === 0 ? [] : v.split(','));
 const isSubset = (cur: string[], prev: string[]) => cur.every((c) => prev.includes(c));
 
 function narrowsBy(attenuation: Attenuation, previous: string, current: string): boolean {
@@ -166,11 +169,16 @@ export const servicesSatisfier: Satisfier = {
   },
   check(value, key, ctx) {
     const list = tryList(value);
-    if (list === undefined) return new VerificationError('L402_CAVEAT_UNSATISFIED', 'services caveat is malformed', key);
+    if (list === undefined)
+      return new VerificationError('L402_CAVEAT_UNSATISFIED', 'services caveat is malformed', key);
     if (ctx.service === undefined) return undefined;
     const granted = list.find((s) => s.name === ctx.service);
     if (granted === undefined) {
-      return new VerificationError('L402_SERVICE_NOT_ALLOWED', `token is not valid for service ${ctx.service}`, key);
+      return new VerificationError(
+        'L402_SERVICE_NOT_ALLOWED',
+        `token is not valid for service ${ctx.service}`,
+        key,
+      );
     }
     if (ctx.tier !== undefined && granted.tier < ctx.tier) {
       return new VerificationError(
@@ -216,7 +224,8 @@ export const capabilitiesSatisfier: Satisfier = {
  */
 export const validUntilSatisfier: Satisfier = {
   name: 'valid_until',
-  matches: (key) => key === 'valid_until' || (key.endsWith(VALID_UNTIL_SUFFIX) && key.length > VALID_UNTIL_SUFFIX.length),
+  matches: (key) =>
+    key === 'valid_until' || (key.endsWith(VALID_UNTIL_SUFFIX) && key.length > VALID_UNTIL_SUFFIX.length),
   narrows(previous, current) {
     const p = intOf(previous);
     const c = intOf(current);
@@ -227,7 +236,11 @@ export const validUntilSatisfier: Satisfier = {
     if (service !== undefined && ctx.service !== undefined && service !== ctx.service) return undefined;
     const expiry = intOf(value);
     if (expiry === undefined) {
-      return new VerificationError('L402_CAVEAT_UNSATISFIED', `${key} is not a unix time: ${clip(value)}`, key);
+      return new VerificationError(
+        'L402_CAVEAT_UNSATISFIED',
+        `${key} is not a unix time: ${clip(value)}`,
+        key,
+      );
     }
     return ctx.now < expiry ? undefined : expiredAt(key, expiry);
   },
@@ -268,7 +281,9 @@ export function constraint(key: string, attenuation: Attenuation): Satisfier {
       }
       const asked = ctx.values?.[k];
       if (asked === undefined) {
-        return attenuation === 'decreasing' && numberOf(value) === undefined ? notNumber(k, value) : undefined;
+        return attenuation === 'decreasing' && numberOf(value) === undefined
+          ? notNumber(k, value)
+          : undefined;
       }
       let ok: boolean;
       if (attenuation === 'decreasing') {
@@ -281,7 +296,11 @@ export function constraint(key: string, attenuation: Attenuation): Satisfier {
       }
       return ok
         ? undefined
-        : new VerificationError('L402_CAVEAT_UNSATISFIED', `request ${k}=${clip(String(asked))} is not within ${clip(value)}`, k);
+        : new VerificationError(
+            'L402_CAVEAT_UNSATISFIED',
+            `request ${k}=${clip(String(asked))} is not within ${clip(value)}`,
+            k,
+          );
     },
   };
 }
@@ -289,7 +308,11 @@ export function constraint(key: string, attenuation: Attenuation): Satisfier {
 const notNumber = (key: string, value: string) =>
   new VerificationError('L402_CAVEAT_UNSATISFIED', `${key} is not a number: ${clip(value)}`, key);
 const expiredAt = (key: string, expiry: number) =>
-  new VerificationError('L402_TOKEN_EXPIRED', `token expired at ${new Date(expiry * 1000).toISOString()} (${key})`, key);
+  new VerificationError(
+    'L402_TOKEN_EXPIRED',
+    `token expired at ${new Date(expiry * 1000).toISOString()} (${key})`,
+    key,
+  );
 
 /** The satisfiers every L402 verifier runs: services, capabilities, expiry and preimage. */
 export const defaultSatisfiers: readonly Satisfier[] = [
@@ -328,7 +351,8 @@ export function verify(caveats: readonly string[], context: Context, options: Ve
   for (const [key, values] of groups) {
     const satisfier = satisfiers.find((s) => s.matches(key));
     if (satisfier === undefined) {
-      if (options.strict) throw new VerificationError('L402_CAVEAT_UNKNOWN', `no verifier understands caveat ${key}`, key);
+      if (options.strict)
+        throw new VerificationError('L402_CAVEAT_UNKNOWN', `no verifier understands caveat ${key}`, key);
       continue;
     }
     for (let i = 1; i < values.length; i++) {

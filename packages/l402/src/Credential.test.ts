@@ -92,7 +92,9 @@ describe('Authorization: L402 / LSAT', () => {
 
   it('bounds the header size and the macaroon count', () => {
     expect(code(() => Credential.parse(`L402 ${'A'.repeat(9000)}:${hex}`))).toBe('L402_HEADER_TOO_LARGE');
-    expect(code(() => Credential.parse(`L402 ${Array(9).fill(b64).join(',')}:${hex}`))).toBe('L402_HEADER_TOO_LARGE');
+    expect(code(() => Credential.parse(`L402 ${Array(9).fill(b64).join(',')}:${hex}`))).toBe(
+      'L402_HEADER_TOO_LARGE',
+    );
   });
 });
 
@@ -115,15 +117,23 @@ describe('Macaroon / Grpc-Metadata-Macaroon hex forms', () => {
 
   it('prefers Authorization, then Grpc-Metadata-Macaroon, then Macaroon', () => {
     const other = Credential.formatMacaroonHeader({ macaroon, preimage: new Uint8Array(32).fill(1) });
-    const h = new Headers({ Authorization: `L402 ${b64}:${hex}`, Macaroon: other, 'Grpc-Metadata-Macaroon': other });
+    const h = new Headers({
+      Authorization: `L402 ${b64}:${hex}`,
+      Macaroon: other,
+      'Grpc-Metadata-Macaroon': other,
+    });
     expect(Credential.fromHeaders(h)?.source).toBe('authorization');
-    expect(Credential.fromHeaders({ macaroon: other, 'grpc-metadata-macaroon': value })?.preimage).toEqual(preimage);
+    expect(Credential.fromHeaders({ macaroon: other, 'grpc-metadata-macaroon': value })?.preimage).toEqual(
+      preimage,
+    );
     expect(Credential.fromHeaders({ authorization: 'Basic x', macaroon: value })?.source).toBe('macaroon');
   });
 
   it('ignores a non-hex token header and refuses a macaroon without a preimage caveat', () => {
     expect(Credential.fromHeaders({ token: 'session-abc' })).toBeUndefined();
-    expect(code(() => Credential.fromHeaders({ macaroon: Macaroon.toHex(macaroon) }))).toBe('L402_HEADER_FORMAT');
+    expect(code(() => Credential.fromHeaders({ macaroon: Macaroon.toHex(macaroon) }))).toBe(
+      'L402_HEADER_FORMAT',
+    );
     expect(code(() => Credential.fromHeaders({ macaroon: 'zz' }))).toBe('L402_HEADER_FORMAT');
   });
 });

@@ -41,11 +41,18 @@ const SPLIT = /,[ \t]*(?=[A-Za-z0-9!#$%&'*+.^_`|~-]+ )/;
 
 function check(value: string, maxLength: number): void {
   if (value.length > maxLength) {
-    throw new HeaderError('L402_HEADER_TOO_LARGE', `credential header is ${value.length} characters, over the ${maxLength} limit`);
+    throw new HeaderError(
+      'L402_HEADER_TOO_LARGE',
+      `credential header is ${value.length} characters, over the ${maxLength} limit`,
+    );
   }
 }
 
-function decodeMacaroon(text: string, what: string, decoder: (s: string) => Macaroon.Macaroon): Macaroon.Macaroon {
+function decodeMacaroon(
+  text: string,
+  what: string,
+  decoder: (s: string) => Macaroon.Macaroon,
+): Macaroon.Macaroon {
   try {
     return decoder(text);
   } catch (e) {
@@ -70,9 +77,14 @@ function parseElement(element: string): Credential | undefined {
   const [, scheme, list, preimageHex] = match as unknown as [string, string, string, string];
   const parts = list.split(/ *, */);
   if (parts.length > MAX_MACAROONS) {
-    throw new HeaderError('L402_HEADER_TOO_LARGE', `credential carries ${parts.length} macaroons, at most ${MAX_MACAROONS}`);
+    throw new HeaderError(
+      'L402_HEADER_TOO_LARGE',
+      `credential carries ${parts.length} macaroons, at most ${MAX_MACAROONS}`,
+    );
   }
-  const macaroons = parts.map((p, i) => decodeMacaroon(p, `macaroon ${i + 1} of the credential`, Macaroon.decode));
+  const macaroons = parts.map((p, i) =>
+    decodeMacaroon(p, `macaroon ${i + 1} of the credential`, Macaroon.decode),
+  );
   return {
     macaroon: macaroons[0] as Macaroon.Macaroon,
     macaroons,
@@ -85,7 +97,9 @@ function parseElement(element: string): Credential | undefined {
 const sameCredential = (a: Credential, b: Credential) =>
   equalBytes(a.preimage, b.preimage) &&
   a.macaroons.length === b.macaroons.length &&
-  a.macaroons.every((m, i) => equalBytes(Macaroon.encode(m), Macaroon.encode(b.macaroons[i] as Macaroon.Macaroon)));
+  a.macaroons.every((m, i) =>
+    equalBytes(Macaroon.encode(m), Macaroon.encode(b.macaroons[i] as Macaroon.Macaroon)),
+  );
 
 /**
  * Reads the L402 credential in `Authorization` value(s): one value, several header lines, or lines the
@@ -134,7 +148,10 @@ export function parseMacaroonHeader(
     if (caveat?.key === 'preimage') preimageHex = caveat.value;
   }
   if (preimageHex === undefined || !/^[0-9a-fA-F]{64}$/.test(preimageHex)) {
-    throw new HeaderError('L402_HEADER_FORMAT', `${source} header macaroon has no preimage=<64 hex digits> caveat`);
+    throw new HeaderError(
+      'L402_HEADER_FORMAT',
+      `${source} header macaroon has no preimage=<64 hex digits> caveat`,
+    );
   }
   return { macaroon, macaroons: [macaroon], preimage: fromHex(preimageHex), scheme: 'L402', source };
 }
@@ -145,7 +162,8 @@ export type HeaderSource =
   | Readonly<Record<string, string | readonly string[] | undefined>>;
 
 function read(headers: HeaderSource, name: string): string | readonly string[] | undefined {
-  if (typeof headers.get === 'function') return (headers.get as (n: string) => string | null)(name) ?? undefined;
+  if (typeof headers.get === 'function')
+    return (headers.get as (n: string) => string | null)(name) ?? undefined;
   const record = headers as Readonly<Record<string, string | readonly string[] | undefined>>;
   const direct = record[name];
   if (direct !== undefined) return direct;
@@ -160,7 +178,10 @@ const first = (v: string | readonly string[] | undefined) => (typeof v === 'stri
  * `Grpc-Metadata-Macaroon`, then `Macaroon`, then the spec's gRPC `token` metadata.
  * `undefined` when there is none; {@link HeaderError} when one is present but malformed.
  */
-export function fromHeaders(headers: HeaderSource, options: { maxLength?: number } = {}): Credential | undefined {
+export function fromHeaders(
+  headers: HeaderSource,
+  options: { maxLength?: number } = {},
+): Credential | undefined {
   const auth = parse(read(headers, 'authorization'), options);
   if (auth !== undefined) return auth;
   const forms: [string, Exclude<Source, 'authorization'>][] = [
@@ -185,11 +206,18 @@ export function fromHeaders(headers: HeaderSource, options: { maxLength?: number
  * fetch(url, { headers: { Authorization: Credential.format({ macaroon, preimage }) } });
  */
 export function format(
-  credential: { macaroon: Macaroon.Macaroon; preimage: Uint8Array; discharges?: readonly Macaroon.Macaroon[] },
+  credential: {
+    macaroon: Macaroon.Macaroon;
+    preimage: Uint8Array;
+    discharges?: readonly Macaroon.Macaroon[];
+  },
   options: { scheme?: 'L402' | 'LSAT' } = {},
 ): string {
   if (credential.preimage.length !== 32) {
-    throw new HeaderError('L402_HEADER_FORMAT', `preimage is ${credential.preimage.length} bytes, expected 32`);
+    throw new HeaderError(
+      'L402_HEADER_FORMAT',
+      `preimage is ${credential.preimage.length} bytes, expected 32`,
+    );
   }
   const list = [credential.macaroon, ...(credential.discharges ?? [])].map(Macaroon.toBase64).join(',');
   return `${options.scheme ?? 'L402'} ${list}:${toHex(credential.preimage)}`;
@@ -199,6 +227,11 @@ export function format(
  * The hex `Macaroon` / `Grpc-Metadata-Macaroon` value: the macaroon with a `preimage=<hex>` caveat
  * appended, as Aperture's gRPC clients send it.
  */
-export function formatMacaroonHeader(credential: { macaroon: Macaroon.Macaroon; preimage: Uint8Array }): string {
-  return Macaroon.toHex(Macaroon.addFirstPartyCaveat(credential.macaroon, Caveat.preimage(toHex(credential.preimage))));
+export function formatMacaroonHeader(credential: {
+  macaroon: Macaroon.Macaroon;
+  preimage: Uint8Array;
+}): string {
+  return Macaroon.toHex(
+    Macaroon.addFirstPartyCaveat(credential.macaroon, Caveat.preimage(toHex(credential.preimage))),
+  );
 }

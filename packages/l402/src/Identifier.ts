@@ -25,7 +25,10 @@ const HASH_LENGTH = 32;
 /** An identifier for `paymentHash` with a fresh random token id (or the one given). */
 export function create(paymentHash: Uint8Array, tokenId: Uint8Array = platform.randomBytes(32)): Identifier {
   if (paymentHash.length !== HASH_LENGTH) {
-    throw new IdentifierError('L402_IDENTIFIER_LENGTH', `payment hash is ${paymentHash.length} bytes, expected 32`);
+    throw new IdentifierError(
+      'L402_IDENTIFIER_LENGTH',
+      `payment hash is ${paymentHash.length} bytes, expected 32`,
+    );
   }
   if (tokenId.length !== HASH_LENGTH) {
     throw new IdentifierError('L402_IDENTIFIER_LENGTH', `token id is ${tokenId.length} bytes, expected 32`);
@@ -53,7 +56,10 @@ export function decode(bytes: Uint8Array): Identifier {
   }
   const version = ((bytes[0] as number) << 8) | (bytes[1] as number);
   if (version !== 0) {
-    throw new IdentifierError('L402_IDENTIFIER_VERSION', `identifier version ${version} is not supported (only 0)`);
+    throw new IdentifierError(
+      'L402_IDENTIFIER_VERSION',
+      `identifier version ${version} is not supported (only 0)`,
+    );
   }
   if (bytes.length !== LENGTH) {
     throw new IdentifierError('L402_IDENTIFIER_LENGTH', `identifier is ${bytes.length} bytes, expected 66`);

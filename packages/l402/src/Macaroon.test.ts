@@ -5,7 +5,8 @@ import vectors from './fixtures/macaroon-vectors.json' with { type: 'json' };
 import { fromBase64, toBase64Url, toHex, utf8 } from './internal/bytes.js';
 import * as Macaroon from './Macaroon.js';
 
-const hmac = (key: Uint8Array, msg: Uint8Array) => new Uint8Array(createHmac('sha256', key).update(msg).digest());
+const hmac = (key: Uint8Array, msg: Uint8Array) =>
+  new Uint8Array(createHmac('sha256', key).update(msg).digest());
 
 describe('signature chain (libmacaroons README)', () => {
   const { rootKey, identifier, location, chain } = vectors.readme;
@@ -43,7 +44,14 @@ describe('libmacaroons test-suite vectors', () => {
     }
     // Any form re-encodes to V2 that decodes to the same macaroon.
     expect(Macaroon.decode(Macaroon.encode(mac))).toEqual(mac);
-    expect(Macaroon.create({ rootKey: utf8(suite.rootKey), identifier: suite.identifier, location: suite.location, caveats: v.caveats })).toEqual(mac);
+    expect(
+      Macaroon.create({
+        rootKey: utf8(suite.rootKey),
+        identifier: suite.identifier,
+        location: suite.location,
+        caveats: v.caveats,
+      }),
+    ).toEqual(mac);
   });
 
   it('reads V2 JSON text and writes what go-macaroon writes', () => {
@@ -69,7 +77,9 @@ describe('V2 binary layout (go-macaroon MarshalBinary)', () => {
     expect(bytes[9 + 66]).toBe(0); // EOS after header
     // caveat section: 02 <len> cid 00, then the EOS ending the caveats
     const cav = utf8('services=a:0');
-    expect(toHex(bytes.subarray(76, 76 + 2 + cav.length + 1))).toBe(`02${cav.length.toString(16).padStart(2, '0')}${toHex(cav)}00`);
+    expect(toHex(bytes.subarray(76, 76 + 2 + cav.length + 1))).toBe(
+      `02${cav.length.toString(16).padStart(2, '0')}${toHex(cav)}00`,
+    );
     expect(toHex(bytes.subarray(bytes.length - 35, bytes.length - 32))).toBe('000620');
     expect(bytes.length).toBe(1 + 6 + 68 + 1 + (2 + cav.length + 1) + 1 + 34);
   });
@@ -108,8 +118,15 @@ describe('third-party caveats', () => {
   const vid = new Uint8Array(72).fill(9);
   const cid = utf8('third party caveat id');
   // go-macaroon keyedHash2: HMAC(sig, HMAC(sig, vid) || HMAC(sig, cid))
-  const sig = hmac(base.signature, new Uint8Array([...hmac(base.signature, vid), ...hmac(base.signature, cid)]));
-  const mac: Macaroon.Macaroon = { ...base, caveats: [{ id: cid, verificationId: vid, location: 'https://auth' }], signature: sig };
+  const sig = hmac(
+    base.signature,
+    new Uint8Array([...hmac(base.signature, vid), ...hmac(base.signature, cid)]),
+  );
+  const mac: Macaroon.Macaroon = {
+    ...base,
+    caveats: [{ id: cid, verificationId: vid, location: 'https://auth' }],
+    signature: sig,
+  };
 
   it('are kept through V2 binary and JSON round trips', () => {
     const again = Macaroon.decode(Macaroon.encode(mac));
@@ -125,18 +142,28 @@ describe('third-party caveats', () => {
 });
 
 describe('malformed input gets a typed error', () => {
-  const good = Macaroon.encode(Macaroon.create({ rootKey: utf8('k'), identifier: 'id', location: 'lsat', caveats: ['a=b'] }));
+  const good = Macaroon.encode(
+    Macaroon.create({ rootKey: utf8('k'), identifier: 'id', location: 'lsat', caveats: ['a=b'] }),
+  );
   const cases: [string, Uint8Array | string, unknown][] = [
     ['empty', new Uint8Array(0), MacaroonFormatError],
     ['unknown version byte', new Uint8Array([3, 1, 2]), MacaroonFormatError],
     ['truncated at every length', good.subarray(0, 10), MacaroonFormatError],
     ['trailing bytes', new Uint8Array([...good, 0]), MacaroonFormatError],
-    ['signature of 31 bytes', new Uint8Array([...good.subarray(0, good.length - 33), 31, ...good.subarray(good.length - 31)]), MacaroonFormatError],
+    [
+      'signature of 31 bytes',
+      new Uint8Array([...good.subarray(0, good.length - 33), 31, ...good.subarray(good.length - 31)]),
+      MacaroonFormatError,
+    ],
     ['not base64', 'not*base64!', EncodingError],
     ['base64 with whitespace inside', 'AgEE bHNh', EncodingError],
     ['non-canonical base64 tail', 'AgF=', EncodingError],
     ['JSON without v', '{"i":"a","s64":"AAAA"}', MacaroonFormatError],
-    ['JSON with both i and i64', '{"v":2,"i":"a","i64":"YQ","s64":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}', MacaroonFormatError],
+    [
+      'JSON with both i and i64',
+      '{"v":2,"i":"a","i64":"YQ","s64":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}',
+      MacaroonFormatError,
+    ],
     ['bad JSON', '{"v":2,', MacaroonFormatError],
   ];
   it.each(cases)('%s', (_name, input, type) => {
@@ -144,7 +171,8 @@ describe('malformed input gets a typed error', () => {
   });
 
   it('every strict prefix of a valid macaroon is refused', () => {
-    for (let n = 0; n < good.length; n++) expect(() => Macaroon.decode(good.subarray(0, n))).toThrow(MacaroonFormatError);
+    for (let n = 0; n < good.length; n++)
+      expect(() => Macaroon.decode(good.subarray(0, n))).toThrow(MacaroonFormatError);
   });
 
   it('fields out of order in a section are refused', () => {

@@ -59,7 +59,11 @@ function chainStep(signature: Uint8Array, caveat: Caveat): Uint8Array {
  * @example
  * Macaroon.signatureFor(rootKey, mac.identifier, mac.caveats);
  */
-export function signatureFor(rootKey: Uint8Array, identifier: Uint8Array, caveats: readonly Caveat[]): Uint8Array {
+export function signatureFor(
+  rootKey: Uint8Array,
+  identifier: Uint8Array,
+  caveats: readonly Caveat[],
+): Uint8Array {
   let sig = platform.hmacSha256(deriveKey(rootKey), identifier);
   for (const caveat of caveats) sig = chainStep(sig, caveat);
   return sig;
@@ -112,7 +116,10 @@ export function addFirstPartyCaveat(macaroon: Macaroon, ...caveats: (string | Ui
  * what the caveats mean: see `Token.verify` for the whole L402 check.
  */
 export function verifySignature(macaroon: Macaroon, rootKey: Uint8Array): boolean {
-  return platform.constantTimeEqual(signatureFor(rootKey, macaroon.identifier, macaroon.caveats), macaroon.signature);
+  return platform.constantTimeEqual(
+    signatureFor(rootKey, macaroon.identifier, macaroon.caveats),
+    macaroon.signature,
+  );
 }
 
 /** Caveats that need a discharge macaroon from a third party. */
@@ -176,14 +183,16 @@ export function encode(macaroon: Macaroon): Uint8Array {
   for (const c of macaroon.caveats) {
     if (c.location !== undefined && c.location.length > 0) fields.push([FIELD_LOCATION, utf8(c.location)]);
     fields.push([FIELD_IDENTIFIER, c.id]);
-    if (c.verificationId !== undefined && c.verificationId.length > 0) fields.push([FIELD_VID, c.verificationId]);
+    if (c.verificationId !== undefined && c.verificationId.length > 0)
+      fields.push([FIELD_VID, c.verificationId]);
     fields.push([FIELD_EOS, new Uint8Array(0)]);
   }
   fields.push([FIELD_EOS, new Uint8Array(0)]);
   fields.push([FIELD_SIGNATURE, macaroon.signature]);
 
   let size = 1;
-  for (const [type, data] of fields) size += type === FIELD_EOS ? 1 : 1 + varintLength(data.length) + data.length;
+  for (const [type, data] of fields)
+    size += type === FIELD_EOS ? 1 : 1 + varintLength(data.length) + data.length;
   const out = new Uint8Array(size);
   out[0] = 2;
   let at = 1;
@@ -222,7 +231,9 @@ class Reader {
   }
   take(n: number, what: string): Uint8Array {
     if (n > this.bytes.length - this.at) {
-      throw new MacaroonFormatError(`macaroon is truncated: ${what} claims ${n} bytes, ${this.bytes.length - this.at} remain`);
+      throw new MacaroonFormatError(
+        `macaroon is truncated: ${what} claims ${n} bytes, ${this.bytes.length - this.at} remain`,
+      );
     }
     const out = this.bytes.subarray(this.at, this.at + n);
     this.at += n;
@@ -239,7 +250,8 @@ function readSection(r: Reader, what: string): Section {
   for (;;) {
     const type = r.varint(`a field type in the ${what}`);
     if (type === FIELD_EOS) return fields;
-    if (type <= last) throw new MacaroonFormatError(`macaroon ${what} has fields out of order (type ${type})`);
+    if (type <= last)
+      throw new MacaroonFormatError(`macaroon ${what} has fields out of order (type ${type})`);
     if (type !== FIELD_LOCATION && type !== FIELD_IDENTIFIER && type !== FIELD_VID) {
       throw new MacaroonFormatError(`macaroon ${what} has an unexpected field of type ${type}`);
     }
@@ -267,7 +279,8 @@ function decodeV2(r: Reader): Macaroon {
     const section = readSection(r, `caveat ${caveats.length + 1}`);
     if (section.size === 0) break;
     const id = section.get(FIELD_IDENTIFIER);
-    if (id === undefined) throw new MacaroonFormatError(`macaroon caveat ${caveats.length + 1} has no identifier`);
+    if (id === undefined)
+      throw new MacaroonFormatError(`macaroon caveat ${caveats.length + 1} has no identifier`);
     const vid = section.get(FIELD_VID);
     const loc = section.get(FIELD_LOCATION);
     caveats.push({
@@ -303,7 +316,8 @@ function decodeV1(r: Reader): Macaroon {
       throw new MacaroonFormatError('macaroon V1 packet has a bad length header');
     }
     const body = r.take(len - 4, 'a V1 packet');
-    if (body[body.length - 1] !== 0x0a) throw new MacaroonFormatError('macaroon V1 packet does not end in a newline');
+    if (body[body.length - 1] !== 0x0a)
+      throw new MacaroonFormatError('macaroon V1 packet does not end in a newline');
     const space = body.indexOf(0x20);
     if (space <= 0) throw new MacaroonFormatError('macaroon V1 packet has no key');
     packets.push([String.fromCharCode(...body.subarray(0, space)), body.slice(space + 1, body.length - 1)]);
@@ -332,14 +346,16 @@ function decodeV1(r: Reader): Macaroon {
     });
   }
   const signature = next('signature') as Uint8Array;
-  if (i !== packets.length) throw new MacaroonFormatError(`macaroon V1 has an unexpected ${packets[i]?.[0]} packet`);
+  if (i !== packets.length)
+    throw new MacaroonFormatError(`macaroon V1 has an unexpected ${packets[i]?.[0]} packet`);
   if (signature.length !== 32) {
     throw new MacaroonFormatError(`macaroon signature is ${signature.length} bytes, expected 32`);
   }
   return { location, identifier, caveats, signature };
 }
 
-const isHexDigit = (b: number) => (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66) || (b >= 0x41 && b <= 0x46);
+const isHexDigit = (b: number) =>
+  (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66) || (b >= 0x41 && b <= 0x46);
 
 /**
  * Decodes one macaroon from bytes (V2 binary, V1 binary) or from text: base64 in either alphabet,
@@ -370,7 +386,9 @@ export function decode(input: Uint8Array | string): Macaroon {
     const json = fromUtf8(input);
     if (json !== undefined) return fromJSON(json);
   }
-  throw new MacaroonFormatError(`macaroon has unknown format (first byte 0x${first.toString(16).padStart(2, '0')})`);
+  throw new MacaroonFormatError(
+    `macaroon has unknown format (first byte 0x${first.toString(16).padStart(2, '0')})`,
+  );
 }
 
 /** Decodes the hex form carried by Aperture's `Macaroon` and `Grpc-Metadata-Macaroon` headers. */
@@ -420,17 +438,30 @@ export function toJSON(macaroon: Macaroon): Json {
   if (macaroon.caveats.length > 0) {
     json.c = macaroon.caveats.map((c) => ({
       ...putBinary('i', c.id),
-      ...(c.verificationId !== undefined && c.verificationId.length > 0 ? putBinary('v', c.verificationId) : {}),
+      ...(c.verificationId !== undefined && c.verificationId.length > 0
+        ? putBinary('v', c.verificationId)
+        : {}),
       ...(c.location !== undefined && c.location.length > 0 ? { l: c.location } : {}),
     }));
   }
   json.s64 = bytes.toBase64Url(macaroon.signature);
   // Key order as go-macaroon: v, l, i/i64, c, s64.
   const { v, l, i, i64, c, s64 } = json;
-  return { v, ...(l !== undefined ? { l } : {}), ...(i !== undefined ? { i } : { i64 }), ...(c ? { c } : {}), s64 };
+  return {
+    v,
+    ...(l !== undefined ? { l } : {}),
+    ...(i !== undefined ? { i } : { i64 }),
+    ...(c ? { c } : {}),
+    s64,
+  };
 }
 
-function getBinary(obj: Record<string, unknown>, key: string, what: string, required: boolean): Uint8Array | undefined {
+function getBinary(
+  obj: Record<string, unknown>,
+  key: string,
+  what: string,
+  required: boolean,
+): Uint8Array | undefined {
   const plain = obj[key];
   const b64 = obj[`${key}64`];
   if (plain !== undefined && b64 !== undefined) {
@@ -438,12 +469,14 @@ function getBinary(obj: Record<string, unknown>, key: string, what: string, requ
   }
   if (typeof plain === 'string') return utf8(plain);
   if (typeof b64 === 'string') return bytes.fromBase64(b64, `macaroon JSON ${what}`);
-  if (plain !== undefined || b64 !== undefined) throw new MacaroonFormatError(`macaroon JSON ${what} is not a string`);
+  if (plain !== undefined || b64 !== undefined)
+    throw new MacaroonFormatError(`macaroon JSON ${what} is not a string`);
   if (required) throw new MacaroonFormatError(`macaroon JSON has no ${what}`);
   return undefined;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Decodes V2 JSON (an object or its text). Base64 fields may use either alphabet, padded or not, as
@@ -461,10 +494,12 @@ export function fromJSON(json: string | unknown): Macaroon {
   }
   if (!isObject(obj)) throw new MacaroonFormatError('macaroon JSON is not an object');
   if (obj.v !== 2) throw new MacaroonFormatError('macaroon JSON must have "v": 2');
-  if (obj.l !== undefined && typeof obj.l !== 'string') throw new MacaroonFormatError('macaroon JSON "l" is not a string');
+  if (obj.l !== undefined && typeof obj.l !== 'string')
+    throw new MacaroonFormatError('macaroon JSON "l" is not a string');
   const identifier = getBinary(obj, 'i', 'identifier', true) as Uint8Array;
   const signature = getBinary(obj, 's', 'signature', true) as Uint8Array;
-  if (signature.length !== 32) throw new MacaroonFormatError(`macaroon signature is ${signature.length} bytes, expected 32`);
+  if (signature.length !== 32)
+    throw new MacaroonFormatError(`macaroon signature is ${signature.length} bytes, expected 32`);
   if (obj.c !== undefined && obj.c !== null && !Array.isArray(obj.c)) {
     throw new MacaroonFormatError('macaroon JSON "c" is not an array');
   }

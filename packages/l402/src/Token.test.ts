@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import * as Caveat from './Caveat.js';
-import { IdentifierError, VerificationError } from './Errors.js';
+import { IdentifierError, type VerificationError } from './Errors.js';
 import * as Identifier from './Identifier.js';
 import * as Macaroon from './Macaroon.js';
 import * as Token from './Token.js';
@@ -28,7 +28,11 @@ describe('Token', () => {
   });
 
   it('verifies with the preimage for the granted service and capability', () => {
-    const v = Token.verify(macaroon, { rootKey, preimage, context: { service: 'weather', capabilities: ['read'], now } });
+    const v = Token.verify(macaroon, {
+      rootKey,
+      preimage,
+      context: { service: 'weather', capabilities: ['read'], now },
+    });
     expect(v.identifier.tokenId).toEqual(identifier.tokenId);
     expect(v.caveats).toEqual(caveats);
   });
@@ -53,20 +57,27 @@ describe('Token', () => {
     expect(code(() => Token.verify(macaroon, { rootKey, preimage, context: { service: 'maps', now } }))).toBe(
       'L402_SERVICE_NOT_ALLOWED',
     );
-    expect(code(() => Token.verify(macaroon, { rootKey, preimage, context: { ...ctx, now: now + 3600 } }))).toBe(
-      'L402_TOKEN_EXPIRED',
-    );
-    expect(code(() => Token.verify(macaroon, { rootKey, preimage, context: { ...ctx, capabilities: ['write'] } }))).toBe(
-      'L402_CAPABILITY_NOT_ALLOWED',
-    );
+    expect(
+      code(() => Token.verify(macaroon, { rootKey, preimage, context: { ...ctx, now: now + 3600 } })),
+    ).toBe('L402_TOKEN_EXPIRED');
+    expect(
+      code(() => Token.verify(macaroon, { rootKey, preimage, context: { ...ctx, capabilities: ['write'] } })),
+    ).toBe('L402_CAPABILITY_NOT_ALLOWED');
   });
 
   it("accepts a macaroon carrying lnget's appended preimage caveat", () => {
-    const paid = Macaroon.addFirstPartyCaveat(macaroon, Caveat.preimage(Buffer.from(preimage).toString('hex')));
-    expect(code(() => Token.verify(paid, { rootKey, preimage, context: { service: 'weather', now } }))).toBe('ok');
-    expect(code(() => Token.verify(paid, { rootKey, preimage, context: { service: 'weather', now }, strict: true }))).toBe(
+    const paid = Macaroon.addFirstPartyCaveat(
+      macaroon,
+      Caveat.preimage(Buffer.from(preimage).toString('hex')),
+    );
+    expect(code(() => Token.verify(paid, { rootKey, preimage, context: { service: 'weather', now } }))).toBe(
       'ok',
     );
+    expect(
+      code(() =>
+        Token.verify(paid, { rootKey, preimage, context: { service: 'weather', now }, strict: true }),
+      ),
+    ).toBe('ok');
   });
 
   it('refuses a token whose identifier is not L402 v0', () => {
@@ -81,9 +92,13 @@ describe('Token', () => {
 
   it('strict mode refuses caveats nobody understands', () => {
     const extra = Macaroon.addFirstPartyCaveat(macaroon, 'color=blue');
-    expect(code(() => Token.verify(extra, { rootKey, preimage, context: { service: 'weather', now } }))).toBe('ok');
+    expect(code(() => Token.verify(extra, { rootKey, preimage, context: { service: 'weather', now } }))).toBe(
+      'ok',
+    );
     expect(
-      code(() => Token.verify(extra, { rootKey, preimage, context: { service: 'weather', now }, strict: true })),
+      code(() =>
+        Token.verify(extra, { rootKey, preimage, context: { service: 'weather', now }, strict: true }),
+      ),
     ).toBe('L402_CAVEAT_UNKNOWN');
   });
 });

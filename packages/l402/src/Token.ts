@@ -44,7 +44,9 @@ export function mint(options: MintOptions): Minted {
 
 /** Whether `sha256(preimage)` is the identifier's payment hash. */
 export function preimageMatches(identifier: Identifier.Identifier, preimage: Uint8Array): boolean {
-  return preimage.length === 32 && platform.constantTimeEqual(platform.sha256(preimage), identifier.paymentHash);
+  return (
+    preimage.length === 32 && platform.constantTimeEqual(platform.sha256(preimage), identifier.paymentHash)
+  );
 }
 
 export interface VerifyOptions extends Caveat.VerifyOptions {
@@ -74,7 +76,10 @@ export function verify(macaroon: Macaroon.Macaroon, options: VerifyOptions): Ver
     throw new VerificationError('L402_BAD_SIGNATURE', 'token signature is not valid');
   }
   if (Macaroon.thirdPartyCaveats(macaroon).length > 0) {
-    throw new VerificationError('L402_UNDISCHARGED_CAVEAT', 'token has a third-party caveat and no discharge for it');
+    throw new VerificationError(
+      'L402_UNDISCHARGED_CAVEAT',
+      'token has a third-party caveat and no discharge for it',
+    );
   }
   const caveats = Macaroon.firstPartyCaveats(macaroon);
   if (options.strict && caveats.length !== macaroon.caveats.length) {
@@ -83,7 +88,11 @@ export function verify(macaroon: Macaroon.Macaroon, options: VerifyOptions): Ver
   const preimageHex = options.preimage === undefined ? undefined : toHex(options.preimage);
   Caveat.verify(
     caveats,
-    { now: Date.now() / 1000, ...options.context, ...(preimageHex !== undefined ? { preimage: preimageHex } : {}) },
+    {
+      now: Date.now() / 1000,
+      ...options.context,
+      ...(preimageHex !== undefined ? { preimage: preimageHex } : {}),
+    },
     options,
   );
   return { identifier, caveats };

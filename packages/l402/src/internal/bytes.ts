@@ -30,7 +30,9 @@ export function fromBase64(text: string, what = 'base64 value'): Uint8Array {
     throw new EncodingError(`${what} is not valid base64 (bad length or padding)`);
   }
   const bytes = platform.base64Decode(body, urlSafe);
-  if (platform.base64Encode(bytes, true) !== (urlSafe ? body : body.replace(/\+/g, '-').replace(/\//g, '_'))) {
+  if (
+    platform.base64Encode(bytes, true) !== (urlSafe ? body : body.replace(/\+/g, '-').replace(/\//g, '_'))
+  ) {
     throw new EncodingError(`${what} is not canonical base64 (non-zero trailing bits)`);
   }
   return bytes;
