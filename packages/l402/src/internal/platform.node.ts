@@ -3,7 +3,11 @@
  * Buffer for hex and base64. `platform.web.ts` is the twin for browsers and edge runtimes; the package's
  * `#platform` import picks one by condition, and a test checks both give the same bytes.
  */
-import { createHash, createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
+import * as crypto from 'node:crypto';
+
+const { createHash, createHmac, randomBytes: nodeRandomBytes, timingSafeEqual } = crypto;
+// One-shot `crypto.hash` (Node >= 20.12) skips the Hash object: about twice as fast for short inputs.
+const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
 
 // Results are plain Uint8Array views, never Buffer, so values compare equal across platforms.
 const plain = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -13,7 +17,7 @@ export function hmacSha256(key: Uint8Array, message: Uint8Array): Uint8Array {
 }
 
 export function sha256(message: Uint8Array): Uint8Array {
-  return plain(createHash('sha256').update(message).digest());
+  return plain(oneShot !== undefined ? oneShot('sha256', message, 'buffer') : createHash('sha256').update(message).digest());
 }
 
 export function randomBytes(n: number): Uint8Array {

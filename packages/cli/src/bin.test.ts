@@ -1,0 +1,101 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+// The real, built command: these tests prove the published entry point works, not just `main()`.
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const bin = join(root, 'packages/cli/bin/l402.js');
+const built = join(root, 'packages/cli/dist/main.js');
+
+/** Newest modification time of the TypeScript sources the binary is built from. */
+function newestSource(): number {
+  let newest = 0;
+  for (const pkg of ['cli', 'l402']) {
+    const dir = join(root, 'packages', pkg, 'src');
+    for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+      if (file.endsWith('.ts') && !file.endsWith('.test.ts'))
+        newest = Math.max(newest, statSync(join(dir, file)).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+beforeAll(() => {
+  if (!existsSync(built) || statSync(built).mtimeMs < newestSource()) {
+    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b'], {
+      cwd: root,
+      stdio: 'pipe',
+    });
+  }
+}, 120_000);
+
+function l402(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const rootKey = '5a'.repeat(32);
+const preimage = '07'.repeat(32);
+const paymentHash = createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex');
+
+describe('the l402 binary', () => {
+  it('mints, decodes, attenuates and verifies a token end to end', () => {
+    const minted = l402(
+      'token',
+      'mint',
+      '--root-key',
+      rootKey,
+      '--payment-hash',
+      paymentHash,
+      '--caveat',
+      'api_capabilities=read,write',
+    );
+    expect(minted).toMatchObject({ code: 0, stderr: '' });
+    const token = minted.stdout.trim();
+
+    const decoded = l402('token', 'decode', token);
+    expect(decoded.code).toBe(0);
+    expect(JSON.parse(decoded.stdout)).toMatchObject({
+      location: 'lsat',
+      identifier: { version: 0, paymentHash },
+      caveats: ['api_capabilities=read,write'],
+    });
+
+    const narrowed = l402('token', 'attenuate', token, '--caveat', 'api_capabilities=read');
+    expect(narrowed).toMatchObject({ code: 0, stderr: '' });
+    const verifyArgs = [
+      'token',
+      'verify',
+      narrowed.stdout.trim(),
+      '--root-key',
+      rootKey,
+      '--preimage',
+      preimage,
+      '--service',
+      'api',
+    ];
+
+    expect(l402(...verifyArgs, '--capability', 'read')).toEqual({ code: 0, stdout: 'valid\n', stderr: '' });
+    const wider = l402(...verifyArgs, '--capability', 'write');
+    expect(wider.code).toBe(1);
+    expect(wider.stdout).toMatch(/^invalid: .*\(L402_CAPABILITY_NOT_ALLOWED\)\n$/);
+  });
+
+  it('exits 2 with one line on stderr for bad input', () => {
+    const r = l402('token', 'mint', '--root-key', 'abcd', '--payment-hash', paymentHash);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('l402: --root-key must be 32 bytes (64 hex digits), got 2 bytes\n');
+  });
+
+  it('is linked into node_modules/.bin by npm, so `npx l402` works from the repo root', () => {
+    const link = join(root, 'node_modules/.bin/l402');
+    expect(existsSync(link)).toBe(true);
+    const help = execFileSync(link, ['--help'], { cwd: root, encoding: 'utf8' });
+    expect(help).toMatch(/^Usage: l402 /);
+    expect(help).toContain('token');
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * The `l402` program: one commander tree that each subcommand group registers into. `main` never exits
+ * the process and never lets a stack trace reach the user; it returns the exit code:
+ * 0 done, 1 a negative answer (`token verify` said invalid), 2 bad input, 70 an internal error.
+ *
+ * @example
+ * process.exitCode = await main(process.argv.slice(2));
+ */
+import { readFileSync } from 'node:fs';
+import { type AddHelpTextContext, Command, CommanderError } from 'commander';
+import { Errors } from 'l402';
+import { type Io, type Run, UsageError } from './cli.js';
+import { registerToken } from './token.js';
+
+/** Exit code for bad input, as commander and most Unix tools use. */
+const EXIT_USAGE = 2;
+/** sysexits.h EX_SOFTWARE: the program, not the input, is at fault. */
+const EXIT_INTERNAL = 70;
+
+const processIo: Io = {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+};
+
+// Read at run time: the same relative path holds from src/ (tests) and dist/ (the installed bin).
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+/** Error text always becomes one line, so scripts can read stderr line by line even when input had newlines. */
+const oneLine = (message: string) => message.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+
+/**
+ * Runs the `l402` command line (`argv` without the node and script paths) and returns the exit code.
+ *
+ * @example
+ * const code = await main(['token', 'decode', token], { stdout: (s) => out.push(s), stderr: (s) => err.push(s) });
+ */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const run: Run = { io, exitCode: 0 };
+  const fail = (code: number, message: string) => {
+    io.stderr(`l402: ${oneLine(message)}\n`);
+    return code;
+  };
+  // Commander shows a group's help as an error when its subcommand is missing (or `help <name>` names none);
+  // we say so in one line instead.
+  let missingCommandOf: Command | undefined;
+
+  const program = new Command('l402')
+    .description('L402 (Lightning HTTP 402) tokens and tools')
+    .version(version)
+    .exitOverride()
+    .configureOutput({
+      writeOut: io.stdout,
+      // Commander writes to stderr only for errors and for help shown in place of an error; the catch
+      // below turns both into a single line.
+      writeErr: () => {},
+      outputError: () => {},
+    })
+    .on('beforeAllHelp', (context: AddHelpTextContext) => {
+      if (context.error) missingCommandOf = context.command;
+    });
+  registerToken(program, run);
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return run.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (missingCommandOf !== undefined) return fail(EXIT_USAGE, missingCommand(missingCommandOf));
+      if (DONE.has(error.code)) return 0;
+      return fail(EXIT_USAGE, error.message.replace(/^error: /, ''));
+    }
+    if (error instanceof UsageError || error instanceof Errors.L402Error)
+      return fail(EXIT_USAGE, error.message);
+    return fail(EXIT_INTERNAL, `internal error: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** Commander "errors" that are really a finished job: help or the version was printed as asked. */
+const DONE = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
+
+/** Why `group` showed its help as an error: no subcommand given, or `help <name>` naming none. */
+function missingCommand(group: Command): string {
+  const path: string[] = [];
+  for (let c: Command | null = group; c?.parent; c = c.parent) path.unshift(c.name());
+  const asked = group.args.length > 0 ? group.args[group.args.length - 1] : undefined;
+  const what =
+    asked !== undefined
+      ? `unknown command '${asked}'`
+      : `missing command${path.length > 0 ? ` after '${path.join(' ')}'` : ''}`;
+  const names = group.commands.map((c) => c.name());
+  return `${what}: one of ${names.join(', ')} (see '${['l402', ...path].join(' ')} --help')`;
+}
