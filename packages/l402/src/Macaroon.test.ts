@@ -112,6 +112,12 @@ describe('V2 binary layout (go-macaroon MarshalBinary)', () => {
   });
 });
 
+it('keeps a leading byte-order mark in identifiers and caveats through JSON', () => {
+  const bom = Uint8Array.of(0xef, 0xbb, 0xbf, 0x61);
+  const mac = Macaroon.create({ rootKey: utf8('k'), identifier: bom, caveats: [bom] });
+  expect(Macaroon.fromJSON(JSON.stringify(Macaroon.toJSON(mac)))).toEqual(mac);
+});
+
 describe('third-party caveats', () => {
   const rootKey = utf8('root');
   const base = Macaroon.create({ rootKey, identifier: 'id', location: 'here' });

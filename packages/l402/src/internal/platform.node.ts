@@ -17,7 +17,11 @@ export function hmacSha256(key: Uint8Array, message: Uint8Array): Uint8Array {
 }
 
 export function sha256(message: Uint8Array): Uint8Array {
-  return plain(oneShot !== undefined ? oneShot('sha256', message, 'buffer') : createHash('sha256').update(message).digest());
+  return plain(
+    oneShot !== undefined
+      ? oneShot('sha256', message, 'buffer')
+      : createHash('sha256').update(message).digest(),
+  );
 }
 
 export function randomBytes(n: number): Uint8Array {
