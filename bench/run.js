@@ -7,7 +7,9 @@ import { machine } from './lib.js';
 
 const only = process.argv[2];
 console.log(`machine: ${machine()}`);
-for (const file of readdirSync(new URL('.', import.meta.url)).filter((f) => f.endsWith('.bench.js')).sort()) {
+for (const file of readdirSync(new URL('.', import.meta.url))
+  .filter((f) => f.endsWith('.bench.js'))
+  .sort()) {
   if (only !== undefined && !file.startsWith(only)) continue;
   const bench = await import(new URL(file, import.meta.url).href);
   console.log(`\n## ${bench.title}`);

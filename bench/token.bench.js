@@ -40,7 +40,8 @@ export function run() {
   });
   const base = results['baseline: bare createHmac chain (5 HMACs)'];
   const lines = Object.entries(results).map(
-    ([name, ops]) => `${name}: ${fmt(ops)} ops/s${name.startsWith('baseline') ? '' : ` (${(base / ops).toFixed(2)}x the baseline's time)`}`,
+    ([name, ops]) =>
+      `${name}: ${fmt(ops)} ops/s${name.startsWith('baseline') ? '' : ` (${(base / ops).toFixed(2)}x the baseline's time)`}`,
   );
   return { lines, results };
 }
