@@ -8,6 +8,7 @@ export default defineConfig({
     // Tests run against the TypeScript sources, never a stale dist/.
     alias: [
       { find: /^l402$/, replacement: `${src('l402')}index.ts` },
+      { find: /^l402\/lightning$/, replacement: `${src('l402')}lightning/index.ts` },
       { find: /^#platform$/, replacement: `${src('l402')}internal/platform.node.ts` },
     ],
   },

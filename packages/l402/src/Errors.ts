@@ -29,7 +29,8 @@ export type Code =
   | 'L402_INVOICE_FORMAT'
   | 'L402_INVOICE_CHECKSUM'
   | 'L402_INVOICE_SIGNATURE'
-  | 'L402_INVOICE_NETWORK';
+  | 'L402_INVOICE_NETWORK'
+  | BackendCode;
 
 /** Base class of every l402 error. */
 export class L402Error extends Error {
@@ -112,5 +113,33 @@ export class InvoiceError extends L402Error {
     options?: { cause?: unknown },
   ) {
     super(code, message, options);
+  }
+}
+
+/** Why a Lightning backend call failed. */
+export type BackendCode =
+  | 'L402_BACKEND_AUTH'
+  | 'L402_BACKEND_UNREACHABLE'
+  | 'L402_BACKEND_TIMEOUT'
+  | 'L402_BACKEND_PROTOCOL'
+  | 'L402_BACKEND_CONFIG'
+  | 'L402_BACKEND_NOT_FOUND'
+  | 'L402_PAYMENT_FAILED'
+  | 'L402_PAYMENT_NO_ROUTE'
+  | 'L402_PAYMENT_INSUFFICIENT_BALANCE'
+  | 'L402_PAYMENT_EXPIRED'
+  | 'L402_PAYMENT_IN_FLIGHT';
+
+/**
+ * A Lightning backend (LND, Core Lightning, phoenixd, LNbits, NWC) refused or failed a call: bad
+ * credentials, an unreachable node, a timeout, an answer we cannot read, or a payment that failed.
+ * `backend` names which one; messages never contain credentials.
+ */
+export class BackendError extends L402Error {
+  override name = 'BackendError';
+  readonly backend: string;
+  constructor(code: BackendCode, backend: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${backend}: ${message}`, options);
+    this.backend = backend;
   }
 }
