@@ -1,0 +1,17 @@
+/**
+ * @l402/devnet: a real Lightning network in one process. LDK nodes (WebAssembly) talk BOLT 8 to each
+ * other over memory or loopback TCP, on an emulated regtest chain, with real channels, gossip, BOLT11
+ * invoices and HTLC payments.
+ *
+ * @example
+ * import { Network } from '@l402/devnet';
+ *
+ * const net = await Network.line(['payer', 'hop', 'merchant']);
+ * const invoice = await net.node('merchant').createInvoice({ amountMsat: 21_000, description: 'coffee' });
+ * const { preimage, feeMsat } = await net.node('payer').payInvoice(invoice.paymentRequest);
+ * await net.close();
+ */
+export * as Chain from './Chain.js';
+export * as Errors from './Errors.js';
+export * as Network from './Network.js';
+export * as Node from './Node.js';
