@@ -9,6 +9,7 @@ export default defineConfig({
     alias: [
       { find: /^l402$/, replacement: `${src('l402')}index.ts` },
       { find: /^l402\/lightning$/, replacement: `${src('l402')}lightning/index.ts` },
+      { find: /^@l402\/devnet$/, replacement: `${src('devnet')}index.ts` },
       { find: /^#platform$/, replacement: `${src('l402')}internal/platform.node.ts` },
     ],
   },

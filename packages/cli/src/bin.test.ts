@@ -13,7 +13,7 @@ const built = join(root, 'packages/cli/dist/main.js');
 /** Newest modification time of the TypeScript sources the binary is built from. */
 function newestSource(): number {
   let newest = 0;
-  for (const pkg of ['cli', 'l402']) {
+  for (const pkg of ['cli', 'l402', 'devnet']) {
     const dir = join(root, 'packages', pkg, 'src');
     for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
       if (file.endsWith('.ts') && !file.endsWith('.test.ts'))
@@ -97,5 +97,48 @@ describe('the l402 binary', () => {
     const help = execFileSync(link, ['--help'], { cwd: root, encoding: 'utf8' });
     expect(help).toMatch(/^Usage: l402 /);
     expect(help).toContain('token');
+  });
+});
+
+describe('l402 devnet', () => {
+  it('runs a devnet, publishes it, serves real payments, and stops cleanly on SIGTERM', async () => {
+    const { spawn } = await import('node:child_process');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { connect } = await import('l402/lightning');
+    const home = mkdtempSync(join(tmpdir(), 'l402-cli-devnet-'));
+    const child = spawn(process.execPath, [bin, 'devnet', '--json', '--home', home], { cwd: root });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const nl = out.indexOf('\n');
+          if (nl >= 0) resolve(out.slice(0, nl));
+        });
+        child.on('exit', (code) => reject(new Error(`devnet exited early with ${code}`)));
+      });
+      const doc = JSON.parse(line);
+      expect(existsSync(join(home, 'devnet.json'))).toBe(true);
+      const merchant = await connect(doc.nodes.merchant.uris.cln);
+      const payer = await connect(doc.nodes.payer.uris.lnd);
+      const invoice = await merchant.createInvoice({ amountMsat: 5_000n });
+      const paid = await payer.pay(invoice.paymentRequest, { maxFeeMsat: 1_000n, timeoutMs: 20_000 });
+      expect(createHash('sha256').update(paid.preimage).digest()).toEqual(Buffer.from(invoice.paymentHash));
+      await Promise.all([merchant.close(), payer.close()]);
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(existsSync(join(home, 'devnet.json'))).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(home, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('refuses a bad --nodes with exit 2 and one line', () => {
+    const r = l402('devnet', '--nodes', '0');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { type AddHelpTextContext, Command, CommanderError } from 'commander';
 import { Errors } from 'l402';
 import { type Io, type Run, UsageError } from './cli.js';
+import { registerDevnet } from './devnet.js';
 import { registerToken } from './token.js';
 
 /** Exit code for bad input, as commander and most Unix tools use. */
@@ -61,6 +62,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       if (context.error) missingCommandOf = context.command;
     });
   registerToken(program, run);
+  registerDevnet(program, run);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

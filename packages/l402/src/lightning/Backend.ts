@@ -51,7 +51,10 @@ export interface InvoiceStatus {
 }
 
 export interface PayRequest {
-  /** Fee limit; defaults to the backend's own rule (LND: 1% + 10 sat style limits are not assumed). */
+  /**
+   * Fee limit. Best effort: LND and Core Lightning enforce it; phoenixd, LNbits and NWC have no such
+   * parameter, so their wallet's own limit applies.
+   */
   readonly maxFeeMsat?: bigint;
   /** How long to wait for an outcome before asking the node for the payment's status. */
   readonly timeoutMs?: number;
@@ -197,7 +200,8 @@ export async function payOnce(
     if (
       code !== 'L402_BACKEND_TIMEOUT' &&
       code !== 'L402_BACKEND_UNREACHABLE' &&
-      code !== 'L402_BACKEND_PROTOCOL'
+      code !== 'L402_BACKEND_PROTOCOL' &&
+      code !== 'L402_PAYMENT_IN_FLIGHT'
     ) {
       throw error;
     }
