@@ -41,3 +41,37 @@ export function machine() {
 }
 
 export const fmt = (n) => Math.round(n).toLocaleString('en-US');
+
+/** Async twin of {@link measure}: sequential calls of each case for `ms`, rounds interleaved. */
+export async function measureAsync(cases, { ms = 1500, rounds = 3 } = {}) {
+  const names = Object.keys(cases);
+  const samples = Object.fromEntries(names.map((n) => [n, []]));
+  for (const name of names) await cases[name](); // warm-up
+  for (let r = 0; r < rounds; r++) {
+    for (const name of names) {
+      let ops = 0;
+      const start = performance.now();
+      while (performance.now() - start < ms / rounds) {
+        await cases[name]();
+        ops++;
+      }
+      samples[name].push(ops / ((performance.now() - start) / 1000));
+    }
+  }
+  return Object.fromEntries(
+    names.map((n) => {
+      const s = samples[n].sort((a, b) => a - b);
+      return [n, s[Math.floor(s.length / 2)]];
+    }),
+  );
+}
+
+/** `name: N ops/s (Rx the baseline's time)` lines, the first case being the baseline. */
+export function ratioLines(results) {
+  const [[baseName, base]] = Object.entries(results);
+  return Object.entries(results).map(([name, ops]) =>
+    name === baseName
+      ? `${name}: ${fmt(ops)} ops/s`
+      : `${name}: ${fmt(ops)} ops/s (${(base / ops).toFixed(2)}x the baseline's time)`,
+  );
+}
