@@ -17,10 +17,10 @@ it('has TypeScript examples', () => {
   expect(blocks.length).toBeGreaterThanOrEqual(2);
 });
 
-it('runs the token core example and the invoice example as one program', async () => {
+it('runs the token core, invoice and devnet examples as one program', async () => {
   // Blocks after the first reuse its imports, as a reader would paste them into one file.
   const program = `${blocks.join('\n')}
-export const results = { lines, header, credentialOk: credential !== undefined, readOnly, invoice, expired: Invoice.isExpired(invoice) };`;
+export const results = { lines, header, credentialOk: credential !== undefined, readOnly, invoice, expired: Invoice.isExpired(invoice), paid, settled };`;
   const file = join(dir, 'example.ts');
   writeFileSync(file, program);
   const { results } = await import(file);
@@ -31,4 +31,6 @@ export const results = { lines, header, credentialOk: credential !== undefined, 
   expect(results.invoice.amountMsat).toBe(250000000n);
   expect(results.invoice.description).toBe('1 cup coffee');
   expect(results.expired).toBe(true);
-});
+  expect(results.paid.preimage).toHaveLength(32);
+  expect(results.settled.state).toBe('settled');
+}, 60_000);
