@@ -9,7 +9,10 @@ export default defineConfig({
     alias: [
       { find: /^l402$/, replacement: `${src('l402')}index.ts` },
       { find: /^l402\/lightning$/, replacement: `${src('l402')}lightning/index.ts` },
+      { find: /^l402\/stores\/(.*)$/, replacement: `${src('l402')}server/stores/$1.ts` },
+      { find: /^l402\/server$/, replacement: `${src('l402')}server/index.ts` },
       { find: /^@l402\/devnet$/, replacement: `${src('devnet')}index.ts` },
+      { find: /^@l402\/gateway$/, replacement: `${src('gateway')}index.ts` },
       { find: /^#platform$/, replacement: `${src('l402')}internal/platform.node.ts` },
     ],
   },

@@ -161,7 +161,13 @@ export type HeaderSource =
   | { get(name: string): string | null | undefined }
   | Readonly<Record<string, string | readonly string[] | undefined>>;
 
-function read(headers: HeaderSource, name: string): string | readonly string[] | undefined {
+/**
+ * One header's value(s) from any {@link HeaderSource}; `name` in lower case.
+ *
+ * @example
+ * Credential.header(req.headers, 'content-type');
+ */
+export function header(headers: HeaderSource, name: string): string | readonly string[] | undefined {
   if (typeof headers.get === 'function')
     return (headers.get as (n: string) => string | null)(name) ?? undefined;
   const record = headers as Readonly<Record<string, string | readonly string[] | undefined>>;
@@ -182,7 +188,7 @@ export function fromHeaders(
   headers: HeaderSource,
   options: { maxLength?: number } = {},
 ): Credential | undefined {
-  const auth = parse(read(headers, 'authorization'), options);
+  const auth = parse(header(headers, 'authorization'), options);
   if (auth !== undefined) return auth;
   const forms: [string, Exclude<Source, 'authorization'>][] = [
     ['grpc-metadata-macaroon', 'grpc-metadata-macaroon'],
@@ -190,7 +196,7 @@ export function fromHeaders(
     ['token', 'token'],
   ];
   for (const [name, source] of forms) {
-    const value = first(read(headers, name));
+    const value = first(header(headers, name));
     if (value === undefined || value.length === 0) continue;
     // `token` is a common header name; only a hex macaroon there is ours to read.
     if (source === 'token' && !/^[0-9a-fA-F]+$/.test(value.trim())) continue;

@@ -30,7 +30,8 @@ export type Code =
   | 'L402_INVOICE_CHECKSUM'
   | 'L402_INVOICE_SIGNATURE'
   | 'L402_INVOICE_NETWORK'
-  | BackendCode;
+  | BackendCode
+  | StoreCode;
 
 /** Base class of every l402 error. */
 export class L402Error extends Error {
@@ -141,5 +142,34 @@ export class BackendError extends L402Error {
   constructor(code: BackendCode, backend: string, message: string, options?: { cause?: unknown }) {
     super(code, `${backend}: ${message}`, options);
     this.backend = backend;
+  }
+}
+
+/** Why a root-key store call failed (see `l402/stores/*`). */
+export type StoreCode =
+  | 'L402_STORE_UNAVAILABLE'
+  | 'L402_STORE_CORRUPT'
+  | 'L402_STORE_CONFLICT'
+  | 'L402_STORE_CONFIG';
+
+/**
+ * A root-key store (memory, SQLite, PostgreSQL) failed: `L402_STORE_UNAVAILABLE` when the database cannot
+ * be reached or written (connection refused, disk full, read-only file, the store closed),
+ * `L402_STORE_CORRUPT` when what it holds cannot be read (a schema newer than this code, a malformed row),
+ * `L402_STORE_CONFLICT` when a mint would reuse an identifier already minted or revoked, and
+ * `L402_STORE_CONFIG` for options that cannot work. `store` names which one; messages never contain
+ * credentials.
+ *
+ * @example
+ * try { await store.mint(record) } catch (e) {
+ *   if (e instanceof Errors.StoreError && e.code === 'L402_STORE_UNAVAILABLE') return serviceUnavailable();
+ * }
+ */
+export class StoreError extends L402Error {
+  override name = 'StoreError';
+  readonly store: string;
+  constructor(code: StoreCode, store: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${store}: ${message}`, options);
+    this.store = store;
   }
 }

@@ -1,0 +1,164 @@
+/**
+ * What the three stores share, so each rule is written once: argument checks (the same bad input fails
+ * the same way everywhere, before any database sees it), the schema version, the closed-store error, and
+ * reading SQL rows back into the {@link Store} types, where a row that does not fit is corruption.
+ * Internal: not a subpath export.
+ *
+ * @example
+ * checkMint(record); // RangeError before a database is touched
+ * const tx = readTransaction('sqlite', row);
+ */
+import { StoreError } from '../../Errors.js';
+import type { MintRecord, Revocation, TokenRef, Transaction, TransactionFilter } from '../Store.js';
+
+/** The schema version this code writes; a database that records a newer one is refused. */
+export const SCHEMA_VERSION = 1;
+
+/** Largest `priceMsat` a store keeps: PostgreSQL's and SQLite's signed 64-bit integer. */
+const MAX_PRICE_MSAT = 2n ** 63n - 1n;
+
+/** Every byte field of a record is a hash, a token id or a root key: 32 bytes. */
+const BYTES = 32;
+
+/** Throws a RangeError unless `value` is 32 bytes. */
+export function checkBytes(value: Uint8Array, what: string): void {
+  if (!(value instanceof Uint8Array) || value.length !== BYTES) {
+    throw new RangeError(`${what} must be ${BYTES} bytes`);
+  }
+}
+
+/** Unix seconds: SQL stores keep them as 64-bit integers, so fractions and NaN are refused up front. */
+export function checkSeconds(value: number, what: string): void {
+  if (!Number.isSafeInteger(value)) throw new RangeError(`${what} must be whole unix seconds, got ${value}`);
+}
+
+/** Throws a RangeError for a record a store cannot keep exactly. */
+export function checkMint(record: MintRecord): void {
+  checkBytes(record.idHash, 'idHash');
+  checkBytes(record.rootKey, 'rootKey');
+  checkBytes(record.tokenId, 'tokenId');
+  checkBytes(record.paymentHash, 'paymentHash');
+  if (typeof record.priceMsat !== 'bigint' || record.priceMsat < 0n || record.priceMsat > MAX_PRICE_MSAT) {
+    throw new RangeError(`priceMsat must be a bigint from 0 to 2^63-1, got ${record.priceMsat}`);
+  }
+  checkSeconds(record.createdAt, 'createdAt');
+  checkSeconds(record.invoiceExpiresAt, 'invoiceExpiresAt');
+}
+
+/** The one key of a {@link TokenRef}, checked. */
+export function refKey(token: TokenRef): {
+  readonly by: 'idHash' | 'tokenId';
+  readonly value: Uint8Array;
+} {
+  const by = 'idHash' in token ? 'idHash' : 'tokenId';
+  const value = 'idHash' in token ? token.idHash : token.tokenId;
+  checkBytes(value, by);
+  return { by, value };
+}
+
+/** Throws a RangeError for a filter the SQL stores would read differently (negative LIMIT, …). */
+export function checkFilter(filter: TransactionFilter): void {
+  if (filter.state !== undefined && filter.state !== 'pending' && filter.state !== 'settled') {
+    throw new RangeError(`state must be 'pending' or 'settled', got ${String(filter.state)}`);
+  }
+  if (filter.since !== undefined) checkSeconds(filter.since, 'since');
+  if (filter.until !== undefined) checkSeconds(filter.until, 'until');
+  for (const [what, value] of [
+    ['limit', filter.limit],
+    ['offset', filter.offset],
+  ] as const) {
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+      throw new RangeError(`${what} must be a non-negative integer, got ${value}`);
+    }
+  }
+}
+
+/** What every call on a closed store rejects with. */
+export function closedError(store: string): StoreError {
+  return new StoreError('L402_STORE_UNAVAILABLE', store, 'the store is closed');
+}
+
+/** Refuses a database written by a newer l402: reading it with an older schema could lose data. */
+export function checkSchemaVersion(store: string, found: number): void {
+  if (found > SCHEMA_VERSION) {
+    throw new StoreError(
+      'L402_STORE_CORRUPT',
+      store,
+      `the database has schema version ${found}, newer than this l402 (${SCHEMA_VERSION}): upgrade l402`,
+    );
+  }
+}
+
+function corrupt(store: string, what: string): StoreError {
+  return new StoreError('L402_STORE_CORRUPT', store, `unreadable row: ${what}`);
+}
+
+/** A BLOB/BYTEA column (the driver's Buffer) as a fresh 32-byte Uint8Array. */
+export function readBytes(store: string, value: unknown, what: string): Uint8Array {
+  if (!(value instanceof Uint8Array) || value.length !== BYTES) {
+    throw corrupt(store, `${what} is not ${BYTES} bytes`);
+  }
+  return new Uint8Array(value);
+}
+
+/** A 64-bit integer column; both drivers are set to hand these over as bigint. */
+function readInteger(store: string, value: unknown, what: string): bigint {
+  if (typeof value !== 'bigint') throw corrupt(store, `${what} is not an integer`);
+  return value;
+}
+
+/** Seconds and sequence numbers: integers a JavaScript number holds exactly. */
+function readNumber(store: string, value: unknown, what: string): number {
+  const n = readInteger(store, value, what);
+  if (n < BigInt(Number.MIN_SAFE_INTEGER) || n > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw corrupt(store, `${what} is out of range`);
+  }
+  return Number(n);
+}
+
+/** A `l402_transactions` row as the SQL stores select it. */
+export interface TransactionRow {
+  readonly token_id: unknown;
+  readonly payment_hash: unknown;
+  readonly service: unknown;
+  readonly price_msat: unknown;
+  readonly state: unknown;
+  readonly created_at: unknown;
+  readonly settled_at: unknown;
+  /** SQLite keeps 0/1, PostgreSQL a boolean. */
+  readonly revoked: unknown;
+}
+
+/** A transaction row as a {@link Transaction}; throws `L402_STORE_CORRUPT` for a row that does not fit. */
+export function readTransaction(store: string, row: TransactionRow): Transaction {
+  const { state, service, revoked } = row;
+  if (state !== 'pending' && state !== 'settled') throw corrupt(store, `unknown state ${String(state)}`);
+  if (typeof service !== 'string') throw corrupt(store, 'service is not text');
+  if (revoked !== true && revoked !== false && revoked !== 0n && revoked !== 1n) {
+    throw corrupt(store, 'revoked is not a boolean');
+  }
+  const priceMsat = readInteger(store, row.price_msat, 'price_msat');
+  if (priceMsat < 0n) throw corrupt(store, 'price_msat is negative');
+  return {
+    tokenId: readBytes(store, row.token_id, 'token_id'),
+    paymentHash: readBytes(store, row.payment_hash, 'payment_hash'),
+    service,
+    priceMsat,
+    state,
+    createdAt: readNumber(store, row.created_at, 'created_at'),
+    settledAt: row.settled_at === null ? undefined : readNumber(store, row.settled_at, 'settled_at'),
+    revoked: revoked === true || revoked === 1n,
+  };
+}
+
+/** A `revocations` row as the SQL stores select it. */
+export function readRevocation(
+  store: string,
+  row: { readonly seq: unknown; readonly hash: unknown; readonly token_id: unknown },
+): Revocation {
+  return {
+    seq: readNumber(store, row.seq, 'seq'),
+    idHash: readBytes(store, row.hash, 'hash'),
+    tokenId: readBytes(store, row.token_id, 'token_id'),
+  };
+}

@@ -1,0 +1,186 @@
+/**
+ * `l402/stores/memory`: a {@link Store} in this process's memory, for tests and for single-process
+ * middleware that accepts losing every token on restart (clients then pay again). It keeps the same
+ * contract as the SQL stores, including that a revoked identifier can never be minted again, and hands
+ * out copies, so a caller mutating a returned key cannot change what is stored.
+ *
+ * @example
+ * import * as Memory from 'l402/stores/memory';
+ * const store = Memory.create();
+ * await store.mint(record);
+ * await store.rootKey(record.idHash); // a copy of record.rootKey
+ */
+import { StoreError } from '../../Errors.js';
+import { toHex } from '../../internal/bytes.js';
+import type {
+  MintRecord,
+  Revocation,
+  Store,
+  Transaction,
+  TransactionFilter,
+  TransactionState,
+} from '../Store.js';
+import { checkBytes, checkFilter, checkMint, checkSeconds, closedError, refKey } from './common.js';
+
+const NAME = 'memory';
+
+interface Entry {
+  readonly record: MintRecord;
+  /** Insertion order: breaks ties between transactions created in the same second, as the SQL ids do. */
+  readonly order: number;
+  state: TransactionState;
+  settledAt: number | undefined;
+  /** A revoked entry keeps its transaction (and its identifier, which is never minted again) but no key. */
+  revoked: boolean;
+}
+
+function copy(record: MintRecord): MintRecord {
+  return {
+    ...record,
+    idHash: record.idHash.slice(),
+    rootKey: record.rootKey.slice(),
+    tokenId: record.tokenId.slice(),
+    paymentHash: record.paymentHash.slice(),
+  };
+}
+
+function view(entry: Entry): Transaction {
+  return {
+    tokenId: entry.record.tokenId.slice(),
+    paymentHash: entry.record.paymentHash.slice(),
+    service: entry.record.service,
+    priceMsat: entry.record.priceMsat,
+    state: entry.state,
+    createdAt: entry.record.createdAt,
+    settledAt: entry.settledAt,
+    revoked: entry.revoked,
+  };
+}
+
+/** A new, empty in-memory store. */
+export function create(): Store {
+  // Keys are hex: Map keys compare by identity, and a Uint8Array's identity is not its bytes.
+  const byIdHash = new Map<string, Entry>();
+  const byTokenId = new Map<string, Entry>();
+  const byPaymentHash = new Map<string, Set<Entry>>();
+  const revocations: Revocation[] = [];
+  let order = 0;
+  let closed = false;
+
+  const ensureOpen = (): void => {
+    if (closed) throw closedError(NAME);
+  };
+
+  const forget = (entry: Entry): void => {
+    byIdHash.delete(toHex(entry.record.idHash));
+    byTokenId.delete(toHex(entry.record.tokenId));
+    const siblings = byPaymentHash.get(toHex(entry.record.paymentHash));
+    siblings?.delete(entry);
+    if (siblings?.size === 0) byPaymentHash.delete(toHex(entry.record.paymentHash));
+  };
+
+  return {
+    async mint(record) {
+      checkMint(record);
+      ensureOpen();
+      const idHash = toHex(record.idHash);
+      const tokenId = toHex(record.tokenId);
+      const existing = byIdHash.get(idHash) ?? byTokenId.get(tokenId);
+      if (existing) {
+        const why = existing.revoked ? 'was revoked: it is never minted again' : 'was minted before';
+        throw new StoreError('L402_STORE_CONFLICT', NAME, `this identifier ${why}`);
+      }
+      const entry: Entry = {
+        record: copy(record),
+        order: order++,
+        state: 'pending',
+        settledAt: undefined,
+        revoked: false,
+      };
+      byIdHash.set(idHash, entry);
+      byTokenId.set(tokenId, entry);
+      const paymentHash = toHex(record.paymentHash);
+      const siblings = byPaymentHash.get(paymentHash) ?? new Set();
+      siblings.add(entry);
+      byPaymentHash.set(paymentHash, siblings);
+    },
+
+    async rootKey(idHash) {
+      checkBytes(idHash, 'idHash');
+      ensureOpen();
+      const entry = byIdHash.get(toHex(idHash));
+      return entry && !entry.revoked ? entry.record.rootKey.slice() : undefined;
+    },
+
+    async settle(paymentHash, settledAt) {
+      checkBytes(paymentHash, 'paymentHash');
+      checkSeconds(settledAt, 'settledAt');
+      ensureOpen();
+      const entries = byPaymentHash.get(toHex(paymentHash));
+      if (!entries) return false;
+      for (const entry of entries) {
+        entry.state = 'settled';
+        entry.settledAt ??= settledAt;
+      }
+      return true;
+    },
+
+    async revoke(token) {
+      const { by, value } = refKey(token);
+      ensureOpen();
+      const entry = (by === 'idHash' ? byIdHash : byTokenId).get(toHex(value));
+      if (!entry || entry.revoked) return false;
+      entry.revoked = true;
+      revocations.push({
+        seq: revocations.length + 1,
+        idHash: entry.record.idHash,
+        tokenId: entry.record.tokenId,
+      });
+      return true;
+    },
+
+    async revocationsSince(after) {
+      checkSeconds(after, 'after');
+      ensureOpen();
+      return revocations
+        .filter((revocation) => revocation.seq > after)
+        .map((revocation) => ({
+          ...revocation,
+          idHash: revocation.idHash.slice(),
+          tokenId: revocation.tokenId.slice(),
+        }));
+    },
+
+    async transactions(filter: TransactionFilter = {}) {
+      checkFilter(filter);
+      ensureOpen();
+      const { service, state, since, until, limit, offset = 0 } = filter;
+      const matching = [...byTokenId.values()].filter(
+        (entry) =>
+          (service === undefined || entry.record.service === service) &&
+          (state === undefined || entry.state === state) &&
+          (since === undefined || entry.record.createdAt >= since) &&
+          (until === undefined || entry.record.createdAt <= until),
+      );
+      matching.sort((a, b) => b.record.createdAt - a.record.createdAt || b.order - a.order);
+      return matching.slice(offset, limit === undefined ? undefined : offset + limit).map(view);
+    },
+
+    async removeExpiredUnpaid(now) {
+      checkSeconds(now, 'now');
+      ensureOpen();
+      let removed = 0;
+      for (const entry of [...byTokenId.values()]) {
+        if (!entry.revoked && entry.state === 'pending' && entry.record.invoiceExpiresAt < now) {
+          forget(entry);
+          removed++;
+        }
+      }
+      return removed;
+    },
+
+    async close() {
+      closed = true;
+    },
+  };
+}

@@ -1,0 +1,422 @@
+/**
+ * `l402/stores/postgres`: the {@link Store} for several gateway instances sharing one PostgreSQL database,
+ * through the `postgres` package (porsager's postgres.js, an optional peer dependency:
+ * `npm install postgres`). Every instance sees the others' mints at once; revocations reach them through
+ * `revocationsSince`.
+ *
+ * Connect with a URL or with Aperture's `postgres.*` config keys (host, port, user, password, dbname,
+ * requireSSL, maxconnections); fields left out fall back to the `PG*` environment variables, as psql's
+ * do. `schema` keeps the tables out of `public` (created when missing).
+ *
+ * Durability: each mint and revocation is one committed transaction under `synchronous_commit = on`,
+ * which the store sets for its own sessions, so a server configured with `off` cannot weaken it.
+ * Migrations run under a transaction-scoped advisory lock: instances starting together migrate once.
+ * Revocations take a table lock so that their `seq` order is their commit order: an instance that has
+ * read up to seq n never misses a later-committed revocation with a smaller seq.
+ *
+ * Tables follow Aperture's names: `secrets`, `l402_transactions`, `revocations`, plus `schema_version`.
+ * Times are unix seconds in BIGINT, like the SQLite store's.
+ *
+ * @example
+ * import * as Postgres from 'l402/stores/postgres';
+ * const store = await Postgres.open({ url: 'postgres://l402@db.internal:5432/l402?sslmode=verify-full' });
+ * // or Aperture's keys: await Postgres.open({ host: 'db.internal', port: 5432, user: 'l402', dbname: 'l402', requireSSL: true });
+ */
+import type PostgresJs from 'postgres';
+import { StoreError } from '../../Errors.js';
+import type { Store, TransactionFilter } from '../Store.js';
+import {
+  checkBytes,
+  checkFilter,
+  checkMint,
+  checkSchemaVersion,
+  checkSeconds,
+  closedError,
+  readBytes,
+  readRevocation,
+  readTransaction,
+  refKey,
+  SCHEMA_VERSION,
+  type TransactionRow,
+} from './common.js';
+
+/** libpq's `sslmode` values the driver supports: `require` encrypts without checking the certificate. */
+export type SslMode = 'disable' | 'prefer' | 'require' | 'verify-full';
+
+/** Aperture's `postgres.*` keys. */
+export interface FieldOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly user?: string;
+  readonly password?: string;
+  readonly dbname?: string;
+  /** Aperture's switch: `true` is `sslmode: 'require'`. */
+  readonly requireSSL?: boolean;
+  /** Defaults to `disable` (`require` with `requireSSL`), as Aperture does. */
+  readonly sslmode?: SslMode;
+}
+
+export interface UrlOptions {
+  /** `postgres://user:password@host:port/dbname?sslmode=…` */
+  readonly url: string;
+}
+
+export interface CommonOptions {
+  /** Pool size per instance (Aperture's `maxconnections`). Defaults to 10. */
+  readonly maxconnections?: number;
+  /** The schema the tables live in, created when missing; `[a-z_][a-z0-9_]*`. Defaults to the search path. */
+  readonly schema?: string;
+  /** How long `open` may take to connect and migrate, in ms. Defaults to 10 000. */
+  readonly connectTimeoutMs?: number;
+}
+
+export type Options = CommonOptions & (UrlOptions | FieldOptions);
+
+const NAME = 'postgres';
+
+/** Arbitrary but fixed: every l402 instance must take the same advisory lock to migrate ('l402' in ASCII). */
+const MIGRATION_LOCK = 0x6c343032n;
+
+/** Migration n (1-based) is `MIGRATIONS[n - 1]`, one statement per entry; never edited once released. */
+const MIGRATIONS: readonly (readonly string[])[] = [
+  [
+    `CREATE TABLE secrets (
+      id BIGSERIAL PRIMARY KEY,
+      hash BYTEA NOT NULL UNIQUE,
+      secret BYTEA NOT NULL,
+      token_id BYTEA NOT NULL UNIQUE,
+      created_at BIGINT NOT NULL
+    )`,
+    `CREATE TABLE l402_transactions (
+      id BIGSERIAL PRIMARY KEY,
+      token_id BYTEA NOT NULL UNIQUE,
+      payment_hash BYTEA NOT NULL,
+      service TEXT NOT NULL,
+      price_msat BIGINT NOT NULL CHECK (price_msat >= 0),
+      state TEXT NOT NULL CHECK (state IN ('pending', 'settled')),
+      created_at BIGINT NOT NULL,
+      settled_at BIGINT,
+      invoice_expires_at BIGINT NOT NULL,
+      revoked BOOLEAN NOT NULL DEFAULT false
+    )`,
+    'CREATE INDEX l402_transactions_payment_hash ON l402_transactions (payment_hash)',
+    'CREATE INDEX l402_transactions_created_at ON l402_transactions (created_at, id)',
+    `CREATE INDEX l402_transactions_unpaid ON l402_transactions (invoice_expires_at) WHERE state = 'pending'`,
+    // revoked_at is an audit field nothing reads back; the server's clock is the one all instances share.
+    `CREATE TABLE revocations (
+      seq BIGSERIAL PRIMARY KEY,
+      hash BYTEA NOT NULL UNIQUE,
+      token_id BYTEA NOT NULL UNIQUE,
+      revoked_at BIGINT NOT NULL DEFAULT extract(epoch FROM now())::bigint
+    )`,
+  ],
+];
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+function configError(message: string): StoreError {
+  return new StoreError('L402_STORE_CONFIG', NAME, message);
+}
+
+async function driver(): Promise<typeof PostgresJs> {
+  try {
+    return (await import('postgres')).default;
+  } catch (error) {
+    throw new StoreError(
+      'L402_STORE_CONFIG',
+      NAME,
+      'the PostgreSQL store needs the postgres package: npm install postgres',
+      { cause: error },
+    );
+  }
+}
+
+/** Where the store connects, for messages: host, port and database, never the user or password. */
+function describe(options: Options): string {
+  if ('url' in options) {
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch {
+      throw configError('url is not a URL (postgres://user:password@host:port/dbname)');
+    }
+    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+      throw configError(`url must start with postgres:// or postgresql://, not ${url.protocol}//`);
+    }
+    return `${url.hostname || 'localhost'}:${url.port || 5432}${url.pathname}`;
+  }
+  const { env } = process;
+  return `${options.host ?? env.PGHOST ?? 'localhost'}:${options.port ?? env.PGPORT ?? 5432}/${options.dbname ?? env.PGDATABASE ?? ''}`;
+}
+
+function ssl(options: FieldOptions): false | Exclude<SslMode, 'disable'> {
+  if (
+    options.sslmode !== undefined &&
+    !['disable', 'prefer', 'require', 'verify-full'].includes(options.sslmode)
+  ) {
+    throw configError(`sslmode must be disable, prefer, require or verify-full, not ${options.sslmode}`);
+  }
+  if (options.requireSSL === true && (options.sslmode === 'disable' || options.sslmode === 'prefer')) {
+    throw configError(`requireSSL contradicts sslmode ${options.sslmode}`);
+  }
+  const mode = options.sslmode ?? (options.requireSSL === true ? 'require' : 'disable');
+  return mode === 'disable' ? false : mode;
+}
+
+/**
+ * A driver code (SQLSTATE, or postgres.js's own such as CONNECT_TIMEOUT) as a store code: apart from a
+ * duplicate key and a corrupt page, every failure means the database cannot serve this call now.
+ */
+function storeCode(code: string): 'L402_STORE_UNAVAILABLE' | 'L402_STORE_CORRUPT' | 'L402_STORE_CONFLICT' {
+  if (code === '23505') return 'L402_STORE_CONFLICT'; // unique_violation
+  if (code === 'XX001' || code === 'XX002') return 'L402_STORE_CORRUPT'; // data_corrupted, index_corrupted
+  return 'L402_STORE_UNAVAILABLE';
+}
+
+/** A driver error as a StoreError; anything else (a bug, a RangeError) passes unchanged. */
+function failure(where: string, doing: string, error: unknown): unknown {
+  if (error instanceof StoreError || !(error instanceof Error)) return error;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string') return error;
+  return new StoreError(storeCode(code), NAME, `${where}: cannot ${doing}: ${error.message}`, {
+    cause: error,
+  });
+}
+
+async function migrate(sql: PostgresJs.Sql<{ bigint: bigint }>, schema: string | undefined): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+    if (schema !== undefined) await tx`CREATE SCHEMA IF NOT EXISTS ${tx(schema)}`;
+    await tx`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`;
+    const [row] = await tx`SELECT coalesce(max(version), 0)::bigint AS version FROM schema_version`;
+    const found = Number(row?.version);
+    checkSchemaVersion(NAME, found);
+    if (found === SCHEMA_VERSION) return;
+    for (const statement of MIGRATIONS.slice(found).flat()) await tx.unsafe(statement);
+    await tx`DELETE FROM schema_version`;
+    await tx`INSERT INTO schema_version (version) VALUES (${SCHEMA_VERSION})`;
+  });
+}
+
+/**
+ * Connects, creates or migrates the tables, and returns the store. Rejects with `L402_STORE_UNAVAILABLE`
+ * when the server cannot be reached (within `connectTimeoutMs`) or refuses the login,
+ * `L402_STORE_CORRUPT` when the database was migrated by a newer l402, `L402_STORE_CONFIG` for options
+ * that cannot work.
+ */
+export async function open(options: Options): Promise<Store> {
+  const { schema, maxconnections = 10, connectTimeoutMs = 10_000 } = options;
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw configError(
+      `schema must match [a-z_][a-z0-9_]* (at most 63 characters), not ${JSON.stringify(schema)}`,
+    );
+  }
+  for (const [what, value] of [
+    ['maxconnections', maxconnections],
+    ['connectTimeoutMs', connectTimeoutMs],
+  ] as const) {
+    if (!(Number.isSafeInteger(value) && value >= 1)) {
+      throw configError(`${what} must be a positive integer, not ${value}`);
+    }
+  }
+  const fields = ['host', 'port', 'user', 'password', 'dbname', 'requireSSL', 'sslmode'] as const;
+  if ('url' in options && fields.some((k) => (options as FieldOptions)[k] !== undefined)) {
+    throw configError('give either url or host/port/user/password/dbname, not both');
+  }
+  const where = describe(options);
+  const postgres = await driver();
+  const settings: PostgresJs.Options<{ bigint: PostgresJs.PostgresType<bigint> }> = {
+    max: maxconnections,
+    connect_timeout: Math.max(1, Math.ceil(connectTimeoutMs / 1000)),
+    // Every 64-bit column (prices, times, seq) as a bigint: prices need all 64 bits.
+    types: { bigint: postgres.BigInt },
+    // No array columns here, so the extra round trip that loads array types on each connection is waste.
+    fetch_types: false,
+    // CREATE … IF NOT EXISTS raises NOTICEs, which the driver would print to the console.
+    onnotice: () => {},
+    connection: {
+      application_name: 'l402',
+      synchronous_commit: 'on',
+      ...(schema === undefined ? {} : { search_path: schema }),
+    },
+  };
+  const sql =
+    'url' in options
+      ? postgres(options.url, settings)
+      : postgres({
+          ...settings,
+          ...(options.host === undefined ? {} : { host: options.host }),
+          ...(options.port === undefined ? {} : { port: options.port }),
+          ...(options.user === undefined ? {} : { user: options.user }),
+          ...(options.password === undefined ? {} : { password: options.password }),
+          ...(options.dbname === undefined ? {} : { database: options.dbname }),
+          ssl: ssl(options),
+        });
+  // The driver's connect_timeout covers a silent server, but a server (or proxy) that accepts and then
+  // drops the connection makes it reconnect forever: the whole open gets the deadline too.
+  const migrating = migrate(sql, schema);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      reject,
+      connectTimeoutMs,
+      new StoreError('L402_STORE_UNAVAILABLE', NAME, `${where}: no answer within ${connectTimeoutMs} ms`),
+    );
+  });
+  try {
+    await Promise.race([migrating, late]);
+  } catch (error) {
+    // Ending the pool fails the abandoned migration too; that failure is the one reported here.
+    migrating.catch(() => {});
+    await sql.end({ timeout: 0 });
+    throw failure(where, 'open the database', error);
+  } finally {
+    clearTimeout(timer);
+  }
+  return connected(sql, where);
+}
+
+function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Store {
+  let closed = false;
+
+  /** Runs one call: refused once closed, driver errors as StoreErrors. */
+  const run = async <T>(doing: string, call: () => Promise<T>): Promise<T> => {
+    if (closed) throw closedError(NAME);
+    try {
+      return await call();
+    } catch (error) {
+      throw failure(where, doing, error);
+    }
+  };
+
+  return {
+    async mint(r) {
+      checkMint(r);
+      // One statement, so one round trip and atomic without an explicit transaction; the WHERE NOT
+      // EXISTS makes a revoked identifier insert nothing, which the empty result reports.
+      const rows = await run('mint', async () => {
+        try {
+          return await sql`
+            WITH secret AS (
+              INSERT INTO secrets (hash, secret, token_id, created_at)
+              SELECT ${r.idHash}::bytea, ${r.rootKey}::bytea, ${r.tokenId}::bytea, ${r.createdAt}::bigint
+              WHERE NOT EXISTS (SELECT 1 FROM revocations WHERE hash = ${r.idHash} OR token_id = ${r.tokenId})
+              RETURNING token_id
+            )
+            INSERT INTO l402_transactions
+              (token_id, payment_hash, service, price_msat, state, created_at, invoice_expires_at)
+            SELECT token_id, ${r.paymentHash}::bytea, ${r.service}::text, ${r.priceMsat}::bigint, 'pending',
+              ${r.createdAt}::bigint, ${r.invoiceExpiresAt}::bigint
+            FROM secret
+            RETURNING 1`;
+        } catch (error) {
+          if ((error as { code?: unknown }).code === '23505') {
+            throw new StoreError('L402_STORE_CONFLICT', NAME, 'this identifier was minted before', {
+              cause: error,
+            });
+          }
+          throw error;
+        }
+      });
+      if (rows.length === 0) {
+        throw new StoreError(
+          'L402_STORE_CONFLICT',
+          NAME,
+          'this identifier was revoked: it is never minted again',
+        );
+      }
+    },
+
+    async rootKey(idHash) {
+      checkBytes(idHash, 'idHash');
+      const [row] = await run(
+        'read a root key',
+        () => sql`SELECT secret FROM secrets WHERE hash = ${idHash}`,
+      );
+      return row === undefined ? undefined : readBytes(NAME, row.secret, 'secret');
+    },
+
+    async settle(paymentHash, settledAt) {
+      checkBytes(paymentHash, 'paymentHash');
+      checkSeconds(settledAt, 'settledAt');
+      const result = await run(
+        'settle',
+        () => sql`
+          UPDATE l402_transactions SET state = 'settled', settled_at = coalesce(settled_at, ${settledAt}::bigint)
+          WHERE payment_hash = ${paymentHash}`,
+      );
+      return result.count > 0;
+    },
+
+    async revoke(token) {
+      const { by, value } = refKey(token);
+      const column = by === 'idHash' ? 'hash' : 'token_id';
+      return run('revoke', () =>
+        sql.begin(async (tx) => {
+          // Serializes revocations, so seq order is commit order (see the module comment). Readers and
+          // mints take weaker locks that this one does not block.
+          await tx`LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE`;
+          const rows = await tx`
+            WITH gone AS (DELETE FROM secrets WHERE ${tx(column)} = ${value} RETURNING hash, token_id),
+            marked AS (UPDATE l402_transactions SET revoked = true WHERE token_id IN (SELECT token_id FROM gone))
+            INSERT INTO revocations (hash, token_id) SELECT hash, token_id FROM gone
+            RETURNING seq`;
+          return rows.length > 0;
+        }),
+      );
+    },
+
+    async revocationsSince(after) {
+      checkSeconds(after, 'after');
+      const rows = await run(
+        'read revocations',
+        () => sql`SELECT seq, hash, token_id FROM revocations WHERE seq > ${after}::bigint ORDER BY seq`,
+      );
+      return rows.map((row) => readRevocation(NAME, row as Parameters<typeof readRevocation>[1]));
+    },
+
+    async transactions(filter: TransactionFilter = {}) {
+      checkFilter(filter);
+      const { service, state, since, until, limit, offset = 0 } = filter;
+      const empty = sql``;
+      const rows = await run(
+        'list transactions',
+        () => sql`
+          SELECT token_id, payment_hash, service, price_msat, state, created_at, settled_at, revoked
+          FROM l402_transactions
+          WHERE true
+            ${service === undefined ? empty : sql`AND service = ${service}`}
+            ${state === undefined ? empty : sql`AND state = ${state}`}
+            ${since === undefined ? empty : sql`AND created_at >= ${since}::bigint`}
+            ${until === undefined ? empty : sql`AND created_at <= ${until}::bigint`}
+          ORDER BY created_at DESC, id DESC
+          ${limit === undefined ? empty : sql`LIMIT ${limit}::bigint`}
+          OFFSET ${offset}::bigint`,
+      );
+      return rows.map((row) => readTransaction(NAME, row as unknown as TransactionRow));
+    },
+
+    async removeExpiredUnpaid(now) {
+      checkSeconds(now, 'now');
+      // One statement: a settle racing with it either lands first (the row is then skipped) or finds
+      // the transaction gone; a paid token never loses its key.
+      const result = await run(
+        'remove expired tokens',
+        () => sql`
+          WITH gone AS (
+            DELETE FROM l402_transactions
+            WHERE state = 'pending' AND NOT revoked AND invoice_expires_at < ${now}::bigint
+            RETURNING token_id
+          )
+          DELETE FROM secrets WHERE token_id IN (SELECT token_id FROM gone)`,
+      );
+      return result.count;
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await sql.end({ timeout: 5 });
+    },
+  };
+}

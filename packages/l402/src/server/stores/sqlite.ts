@@ -1,0 +1,330 @@
+/**
+ * `l402/stores/sqlite`: the gateway's default {@link Store}, one SQLite file through better-sqlite3 (an
+ * optional peer dependency: `npm install better-sqlite3`).
+ *
+ * Durability: WAL journal with `synchronous = FULL`, so every commit fsyncs the WAL before `mint` or
+ * `revoke` resolves; a 402 that left the server names a root key that survives `kill -9` and power loss.
+ * The file is created with mode 0600 (it holds root keys; SQLite gives its `-wal` and `-shm` files the
+ * same mode), parent directories 0700. Writes run in `BEGIN IMMEDIATE` transactions and wait up to
+ * `busyTimeoutMs` for another process holding the file (the CLI reading while the gateway writes).
+ *
+ * Tables follow Aperture's names: `secrets`, `l402_transactions`, `revocations`, plus `schema_version`
+ * for migrations. Times are unix seconds, prices 64-bit msat. better-sqlite3 is synchronous: every
+ * statement is prepared once and touches a handful of rows by index, so no call blocks the event loop
+ * for long.
+ *
+ * @example
+ * import * as Sqlite from 'l402/stores/sqlite';
+ * const store = await Sqlite.open({ path: `${process.env.HOME}/.l402/gateway.db` });
+ * await store.mint(record);
+ * await store.close();
+ */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { StoreError } from '../../Errors.js';
+import type { MintRecord, Store, TransactionFilter } from '../Store.js';
+import {
+  checkBytes,
+  checkFilter,
+  checkMint,
+  checkSchemaVersion,
+  checkSeconds,
+  closedError,
+  readBytes,
+  readRevocation,
+  readTransaction,
+  refKey,
+  SCHEMA_VERSION,
+  type TransactionRow,
+} from './common.js';
+
+export interface Options {
+  /** The database file; created with mode 0600 (and missing parent directories with 0700). */
+  readonly path: string;
+  /** How long a write waits for another process's write lock on the file, in ms. Defaults to 5 000. */
+  readonly busyTimeoutMs?: number;
+}
+
+const NAME = 'sqlite';
+
+/** Migration n (1-based) is `MIGRATIONS[n - 1]`; a migration is never edited once released, only added. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE secrets (
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    secret BLOB NOT NULL,
+    token_id BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE l402_transactions (
+    id INTEGER PRIMARY KEY,
+    token_id BLOB NOT NULL UNIQUE,
+    payment_hash BLOB NOT NULL,
+    service TEXT NOT NULL,
+    price_msat INTEGER NOT NULL CHECK (price_msat >= 0),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'settled')),
+    created_at INTEGER NOT NULL,
+    settled_at INTEGER,
+    invoice_expires_at INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
+  ) STRICT;
+  CREATE INDEX l402_transactions_payment_hash ON l402_transactions (payment_hash);
+  CREATE INDEX l402_transactions_created_at ON l402_transactions (created_at, id);
+  CREATE INDEX l402_transactions_unpaid ON l402_transactions (invoice_expires_at) WHERE state = 'pending';
+  -- AUTOINCREMENT: a seq is never reused, even after the newest row is deleted, so a cursor stays valid.
+  -- revoked_at is an audit field nothing reads back: the database's clock is good enough.
+  CREATE TABLE revocations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash BLOB NOT NULL UNIQUE,
+    token_id BLOB NOT NULL UNIQUE,
+    revoked_at INTEGER NOT NULL DEFAULT (unixepoch())
+  ) STRICT;
+  `,
+];
+
+const TRANSACTION_COLUMNS =
+  'token_id, payment_hash, service, price_msat, state, created_at, settled_at, revoked';
+
+async function driver(): Promise<typeof BetterSqlite3> {
+  try {
+    return (await import('better-sqlite3')).default;
+  } catch (error) {
+    throw new StoreError(
+      'L402_STORE_CONFIG',
+      NAME,
+      'the SQLite store needs the better-sqlite3 package: npm install better-sqlite3',
+      { cause: error },
+    );
+  }
+}
+
+/** What to tell an operator beyond SQLite's own words. */
+function hint(code: string): string {
+  if (code.startsWith('SQLITE_READONLY') || code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return ' (the file or its directory is read-only: check permissions and that the disk is mounted read-write)';
+  }
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') return ' (the disk is full)';
+  return '';
+}
+
+/** A driver or file-system error as a StoreError; anything else (a bug, a RangeError) passes unchanged. */
+function failure(path: string, doing: string, error: unknown): unknown {
+  if (error instanceof StoreError || !(error instanceof Error)) return error;
+  const code = (error as { code?: unknown }).code;
+  const fromSqlite = error.name === 'SqliteError';
+  if (!fromSqlite && typeof code !== 'string') return error;
+  const text = typeof code === 'string' ? code : '';
+  const storeCode = text.startsWith('SQLITE_CONSTRAINT')
+    ? 'L402_STORE_CONFLICT'
+    : text.startsWith('SQLITE_CORRUPT') || text === 'SQLITE_NOTADB'
+      ? 'L402_STORE_CORRUPT'
+      : 'L402_STORE_UNAVAILABLE';
+  return new StoreError(storeCode, NAME, `${path}: cannot ${doing}: ${error.message}${hint(text)}`, {
+    cause: error,
+  });
+}
+
+function migrate(db: BetterSqlite3.Database): void {
+  db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT');
+    const found = Number(db.prepare('SELECT coalesce(max(version), 0) FROM schema_version').pluck().get());
+    checkSchemaVersion(NAME, found);
+    if (found === SCHEMA_VERSION) return;
+    for (const migration of MIGRATIONS.slice(found)) db.exec(migration);
+    db.exec('DELETE FROM schema_version');
+    db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
+  }).immediate();
+}
+
+/**
+ * Opens (creating and migrating as needed) the SQLite store at `options.path`. Rejects with
+ * `L402_STORE_UNAVAILABLE` when the file cannot be created or written, `L402_STORE_CORRUPT` when it is
+ * not a database or was written by a newer l402.
+ */
+export async function open(options: Options): Promise<Store> {
+  const path = resolve(options.path);
+  const Database = await driver();
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // SQLite would create the file with the umask's mode (usually 0644); it holds root keys. Opening for
+    // append also proves up front that the file is writable, before the first mint finds out.
+    closeSync(openSync(path, 'a', 0o600));
+  } catch (error) {
+    throw failure(path, 'create or write the database file', error);
+  }
+  let db: BetterSqlite3.Database | undefined;
+  try {
+    db = new Database(path, { timeout: options.busyTimeoutMs ?? 5_000 });
+    db.defaultSafeIntegers(true);
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') {
+      throw new StoreError(
+        'L402_STORE_UNAVAILABLE',
+        NAME,
+        `${path}: cannot use WAL mode (journal stays ${mode})`,
+      );
+    }
+    db.pragma('synchronous = FULL');
+    // macOS's fsync leaves data in the drive's cache; F_FULLFSYNC is what survives power loss there.
+    // Elsewhere this is a no-op.
+    db.pragma('fullfsync = ON');
+    migrate(db);
+    return prepared(db, path);
+  } catch (error) {
+    db?.close();
+    throw failure(path, 'open the database', error);
+  }
+}
+
+function prepared(db: BetterSqlite3.Database, path: string): Store {
+  const statements = {
+    wasRevoked: db.prepare('SELECT 1 FROM revocations WHERE hash = ? OR token_id = ?').pluck(),
+    insertSecret: db.prepare('INSERT INTO secrets (hash, secret, token_id, created_at) VALUES (?, ?, ?, ?)'),
+    insertTransaction: db.prepare(
+      `INSERT INTO l402_transactions (token_id, payment_hash, service, price_msat, state, created_at, invoice_expires_at)
+       VALUES (?, ?, ?, ?, 'pending', ?, ?)`,
+    ),
+    secret: db.prepare('SELECT secret FROM secrets WHERE hash = ?').pluck(),
+    settle: db.prepare(
+      `UPDATE l402_transactions SET state = 'settled', settled_at = coalesce(settled_at, ?) WHERE payment_hash = ?`,
+    ),
+    deleteByIdHash: db.prepare('DELETE FROM secrets WHERE hash = ? RETURNING hash, token_id'),
+    deleteByTokenId: db.prepare('DELETE FROM secrets WHERE token_id = ? RETURNING hash, token_id'),
+    markRevoked: db.prepare('UPDATE l402_transactions SET revoked = 1 WHERE token_id = ?'),
+    insertRevocation: db.prepare('INSERT INTO revocations (hash, token_id) VALUES (?, ?)'),
+    revocationsSince: db.prepare('SELECT seq, hash, token_id FROM revocations WHERE seq > ? ORDER BY seq'),
+    // One statement for every filter: a NULL parameter switches its condition off; LIMIT -1 is no limit.
+    transactions: db.prepare(
+      `SELECT ${TRANSACTION_COLUMNS} FROM l402_transactions
+       WHERE (@service IS NULL OR service = @service) AND (@state IS NULL OR state = @state)
+         AND (@since IS NULL OR created_at >= @since) AND (@until IS NULL OR created_at <= @until)
+       ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
+    ),
+    deleteUnpaidSecrets: db.prepare(
+      `DELETE FROM secrets WHERE token_id IN (SELECT token_id FROM l402_transactions
+         WHERE state = 'pending' AND revoked = 0 AND invoice_expires_at < ?)`,
+    ),
+    deleteUnpaidTransactions: db.prepare(
+      `DELETE FROM l402_transactions WHERE state = 'pending' AND revoked = 0 AND invoice_expires_at < ?`,
+    ),
+  };
+
+  const mint = db.transaction((r: MintRecord) => {
+    if (statements.wasRevoked.get(r.idHash, r.tokenId) !== undefined) {
+      throw new StoreError(
+        'L402_STORE_CONFLICT',
+        NAME,
+        'this identifier was revoked: it is never minted again',
+      );
+    }
+    statements.insertSecret.run(r.idHash, r.rootKey, r.tokenId, r.createdAt);
+    statements.insertTransaction.run(
+      r.tokenId,
+      r.paymentHash,
+      r.service,
+      r.priceMsat,
+      r.createdAt,
+      r.invoiceExpiresAt,
+    );
+  });
+
+  const revoke = db.transaction((by: 'idHash' | 'tokenId', value: Uint8Array) => {
+    const row = (by === 'idHash' ? statements.deleteByIdHash : statements.deleteByTokenId).get(value) as
+      | { hash: Uint8Array; token_id: Uint8Array }
+      | undefined;
+    if (row === undefined) return false;
+    statements.markRevoked.run(row.token_id);
+    statements.insertRevocation.run(row.hash, row.token_id);
+    return true;
+  });
+
+  const removeExpiredUnpaid = db.transaction((now: number) => {
+    const removed = statements.deleteUnpaidSecrets.run(now).changes;
+    statements.deleteUnpaidTransactions.run(now);
+    return removed;
+  });
+
+  /** Runs one call: refused once closed, driver errors as StoreErrors. */
+  const run = async <T>(doing: string, call: () => T): Promise<T> => {
+    if (!db.open) throw closedError(NAME);
+    try {
+      return call();
+    } catch (error) {
+      throw failure(path, doing, error);
+    }
+  };
+
+  return {
+    async mint(record) {
+      checkMint(record);
+      return run('mint', () => {
+        try {
+          mint.immediate(record);
+        } catch (error) {
+          // A UNIQUE constraint: the same identifier hash or token id is stored already.
+          if ((error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+            throw new StoreError('L402_STORE_CONFLICT', NAME, 'this identifier was minted before', {
+              cause: error,
+            });
+          }
+          throw error;
+        }
+      });
+    },
+
+    async rootKey(idHash) {
+      checkBytes(idHash, 'idHash');
+      return run('read a root key', () => {
+        const secret = statements.secret.get(idHash);
+        return secret === undefined ? undefined : readBytes(NAME, secret, 'secret');
+      });
+    },
+
+    async settle(paymentHash, settledAt) {
+      checkBytes(paymentHash, 'paymentHash');
+      checkSeconds(settledAt, 'settledAt');
+      return run('settle', () => statements.settle.run(settledAt, paymentHash).changes > 0);
+    },
+
+    async revoke(token) {
+      const { by, value } = refKey(token);
+      return run('revoke', () => revoke.immediate(by, value));
+    },
+
+    async revocationsSince(after) {
+      checkSeconds(after, 'after');
+      return run('read revocations', () =>
+        (statements.revocationsSince.all(after) as Parameters<typeof readRevocation>[1][]).map((row) =>
+          readRevocation(NAME, row),
+        ),
+      );
+    },
+
+    async transactions(filter: TransactionFilter = {}) {
+      checkFilter(filter);
+      return run('list transactions', () =>
+        (
+          statements.transactions.all({
+            service: filter.service ?? null,
+            state: filter.state ?? null,
+            since: filter.since ?? null,
+            until: filter.until ?? null,
+            limit: filter.limit ?? -1,
+            offset: filter.offset ?? 0,
+          }) as TransactionRow[]
+        ).map((row) => readTransaction(NAME, row)),
+      );
+    },
+
+    async removeExpiredUnpaid(now) {
+      checkSeconds(now, 'now');
+      return run('remove expired tokens', () => removeExpiredUnpaid.immediate(now));
+    },
+
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}

@@ -1,0 +1,278 @@
+/**
+ * The {@link Store} contract as one vitest suite, run against every implementation (memory.test.ts,
+ * sqlite.test.ts, postgres.test.ts), so the three stores cannot drift apart. A store written elsewhere can
+ * run it too.
+ *
+ * @example
+ * import { describeStore } from './storeContract.js';
+ * describeStore('Memory', async () => Memory.create());
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { MintRecord, Store } from '../Store.js';
+
+/** 32 random bytes: every byte field of a record is a hash, a token id or a key. */
+function random(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(32));
+}
+
+/** A fresh record; `overrides` pins what a test needs to control. */
+export function record(overrides: Partial<MintRecord> = {}): MintRecord {
+  return {
+    idHash: random(),
+    rootKey: random(),
+    tokenId: random(),
+    paymentHash: random(),
+    service: 'api',
+    priceMsat: 21_000n,
+    createdAt: 1_700_000_000,
+    invoiceExpiresAt: 1_700_003_600,
+    ...overrides,
+  };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a rejection');
+}
+
+/**
+ * Registers the contract's tests under `name`. `open` returns a new, empty store each call; the suite
+ * closes every store it opened.
+ */
+export function describeStore(name: string, open: () => Promise<Store>): void {
+  describe(`${name} store contract`, () => {
+    const opened: Store[] = [];
+    const fresh = async (): Promise<Store> => {
+      const store = await open();
+      opened.push(store);
+      return store;
+    };
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    });
+
+    it('returns the minted root key, and undefined for an unknown identifier', async () => {
+      const store = await fresh();
+      const r = record();
+      const rootKey = r.rootKey.slice();
+      await store.mint(r);
+      r.rootKey.fill(0); // the store keeps its own copy
+      expect(await store.rootKey(r.idHash)).toEqual(rootKey);
+      const returned = await store.rootKey(r.idHash);
+      returned?.fill(0);
+      expect(await store.rootKey(r.idHash)).toEqual(rootKey);
+      expect(await store.rootKey(random())).toBeUndefined();
+    });
+
+    it('records a pending transaction with every field of the mint', async () => {
+      const store = await fresh();
+      const r = record({ service: 'api/v1/items', priceMsat: 1_234n, createdAt: 1_700_000_123 });
+      await store.mint(r);
+      expect(await store.transactions()).toEqual([
+        {
+          tokenId: r.tokenId,
+          paymentHash: r.paymentHash,
+          service: 'api/v1/items',
+          priceMsat: 1_234n,
+          state: 'pending',
+          createdAt: 1_700_000_123,
+          settledAt: undefined,
+          revoked: false,
+        },
+      ]);
+    });
+
+    it('refuses to mint an identifier hash or a token id twice, keeping the first key', async () => {
+      const store = await fresh();
+      const r = record();
+      await store.mint(r);
+      for (const again of [record({ idHash: r.idHash }), record({ tokenId: r.tokenId })]) {
+        expect(await rejection(store.mint(again))).toMatchObject({
+          name: 'StoreError',
+          code: 'L402_STORE_CONFLICT',
+        });
+      }
+      expect(await store.rootKey(r.idHash)).toEqual(r.rootKey);
+      expect(await store.transactions()).toHaveLength(1);
+    });
+
+    it('revokes by identifier hash and by token id, once, and lists the revocations in order', async () => {
+      const store = await fresh();
+      const [a, b, kept] = [record(), record(), record()];
+      for (const r of [a, b, kept]) await store.mint(r);
+      expect(await store.revoke({ idHash: a.idHash })).toBe(true);
+      expect(await store.revoke({ tokenId: b.tokenId })).toBe(true);
+      expect(await store.rootKey(a.idHash)).toBeUndefined();
+      expect(await store.rootKey(b.idHash)).toBeUndefined();
+      expect(await store.rootKey(kept.idHash)).toEqual(kept.rootKey);
+      for (const again of [
+        { idHash: a.idHash },
+        { tokenId: a.tokenId },
+        { idHash: b.idHash },
+        { tokenId: b.tokenId },
+      ]) {
+        expect(await store.revoke(again)).toBe(false);
+      }
+      expect(await store.revoke({ idHash: random() })).toBe(false);
+
+      const all = await store.revocationsSince(0);
+      expect(all.map(({ idHash, tokenId }) => ({ idHash, tokenId }))).toEqual([
+        { idHash: a.idHash, tokenId: a.tokenId },
+        { idHash: b.idHash, tokenId: b.tokenId },
+      ]);
+      const [first, second] = all;
+      expect(second!.seq).toBeGreaterThan(first!.seq);
+      expect(await store.revocationsSince(first!.seq)).toEqual([second]);
+      expect(await store.revocationsSince(second!.seq)).toEqual([]);
+
+      const revoked = new Map((await store.transactions()).map((tx) => [tx.tokenId.join(), tx.revoked]));
+      expect([
+        revoked.get(a.tokenId.join()),
+        revoked.get(b.tokenId.join()),
+        revoked.get(kept.tokenId.join()),
+      ]).toEqual([true, true, false]);
+    });
+
+    it('never mints a revoked identifier again', async () => {
+      const store = await fresh();
+      const r = record();
+      await store.mint(r);
+      await store.revoke({ tokenId: r.tokenId });
+      for (const again of [r, record({ idHash: r.idHash }), record({ tokenId: r.tokenId })]) {
+        expect(await rejection(store.mint(again))).toMatchObject({
+          name: 'StoreError',
+          code: 'L402_STORE_CONFLICT',
+        });
+      }
+      expect(await store.rootKey(r.idHash)).toBeUndefined();
+    });
+
+    it('settles idempotently, keeping the first settlement time; an unknown payment hash is false', async () => {
+      const store = await fresh();
+      const r = record();
+      await store.mint(r);
+      expect(await store.settle(r.paymentHash, 1_700_000_100)).toBe(true);
+      expect(await store.settle(r.paymentHash, 1_700_000_200)).toBe(true);
+      expect(await store.settle(random(), 1_700_000_100)).toBe(false);
+      expect(await store.transactions()).toMatchObject([{ state: 'settled', settledAt: 1_700_000_100 }]);
+      expect(await store.rootKey(r.idHash)).toEqual(r.rootKey);
+    });
+
+    it('lists transactions newest first, filtered by service, state and time, paged', async () => {
+      const store = await fresh();
+      const t = 1_700_000_000;
+      // Two in the same second: the later mint is the newer.
+      const minted = [
+        record({ service: 'a', createdAt: t }),
+        record({ service: 'b', createdAt: t + 10 }),
+        record({ service: 'a', createdAt: t + 20 }),
+        record({ service: 'a', createdAt: t + 20 }),
+        record({ service: 'b', createdAt: t + 30 }),
+      ];
+      for (const r of minted) await store.mint(r);
+      await store.settle(minted[1]!.paymentHash, t + 40);
+      await store.settle(minted[2]!.paymentHash, t + 40);
+      const ids = async (filter?: Parameters<Store['transactions']>[0]) =>
+        (await store.transactions(filter)).map((tx) =>
+          minted.findIndex((r) => r.tokenId.join() === tx.tokenId.join()),
+        );
+
+      expect(await ids()).toEqual([4, 3, 2, 1, 0]);
+      expect(await ids({ service: 'a' })).toEqual([3, 2, 0]);
+      expect(await ids({ service: 'c' })).toEqual([]);
+      expect(await ids({ state: 'settled' })).toEqual([2, 1]);
+      expect(await ids({ state: 'pending', service: 'a' })).toEqual([3, 0]);
+      expect(await ids({ since: t + 10, until: t + 20 })).toEqual([3, 2, 1]);
+      expect(await ids({ since: t + 21 })).toEqual([4]);
+      expect(await ids({ limit: 2 })).toEqual([4, 3]);
+      expect(await ids({ limit: 2, offset: 2 })).toEqual([2, 1]);
+      expect(await ids({ offset: 4 })).toEqual([0]);
+      expect(await ids({ limit: 0 })).toEqual([]);
+      expect(await ids({ service: 'a', limit: 1, offset: 1 })).toEqual([2]);
+    });
+
+    it('removes only unpaid tokens whose invoice expired, keeping paid ones and revocations', async () => {
+      const store = await fresh();
+      const now = 1_700_010_000;
+      const expired = record({ invoiceExpiresAt: now - 1 });
+      const open = record({ invoiceExpiresAt: now + 1 });
+      const expiresNow = record({ invoiceExpiresAt: now });
+      const paid = record({ invoiceExpiresAt: now - 1 });
+      const revoked = record({ invoiceExpiresAt: now - 1 });
+      for (const r of [expired, open, expiresNow, paid, revoked]) await store.mint(r);
+      await store.settle(paid.paymentHash, now - 100);
+      await store.revoke({ idHash: revoked.idHash });
+
+      expect(await store.removeExpiredUnpaid(now)).toBe(1);
+      expect(await store.rootKey(expired.idHash)).toBeUndefined();
+      for (const r of [open, expiresNow, paid]) expect(await store.rootKey(r.idHash)).toEqual(r.rootKey);
+      const left = (await store.transactions()).map((tx) => tx.tokenId.join());
+      expect(left).not.toContain(expired.tokenId.join());
+      expect(left).toHaveLength(4);
+      expect(await store.revocationsSince(0)).toMatchObject([
+        { idHash: revoked.idHash, tokenId: revoked.tokenId },
+      ]);
+      expect(await store.settle(expired.paymentHash, now)).toBe(false);
+      expect(await store.removeExpiredUnpaid(now)).toBe(0);
+    });
+
+    it('keeps prices exactly, up to 2^63-1 msat, and refuses what does not fit', async () => {
+      const store = await fresh();
+      const prices = [0n, 1n, 2n ** 53n + 1n, 2n ** 63n - 1n];
+      for (const [i, priceMsat] of prices.entries()) await store.mint(record({ priceMsat, createdAt: i }));
+      expect((await store.transactions()).map((tx) => tx.priceMsat).reverse()).toEqual(prices);
+      for (const priceMsat of [2n ** 63n, -1n]) {
+        expect(await rejection(store.mint(record({ priceMsat })))).toBeInstanceOf(RangeError);
+      }
+    });
+
+    it('refuses malformed arguments with a RangeError before touching the data', async () => {
+      const store = await fresh();
+      const bad: Promise<unknown>[] = [
+        store.mint(record({ idHash: new Uint8Array(31) })),
+        store.mint(record({ createdAt: 1.5 })),
+        store.rootKey(new Uint8Array(33)),
+        store.settle(random(), Number.NaN),
+        store.revoke({ tokenId: new Uint8Array(0) }),
+        store.transactions({ limit: -1 }),
+        store.transactions({ offset: 0.5 }),
+      ];
+      // Handlers are attached at once: a rejection left unobserved for a tick would fail the run.
+      for (const error of await Promise.all(bad.map(rejection))) expect(error).toBeInstanceOf(RangeError);
+      expect(await store.transactions()).toEqual([]);
+    });
+
+    it('keeps 200 concurrent mints, every one readable', async () => {
+      const store = await fresh();
+      const records = Array.from({ length: 200 }, () => record());
+      await Promise.all(records.map((r) => store.mint(r)));
+      const keys = await Promise.all(records.map((r) => store.rootKey(r.idHash)));
+      expect(keys).toEqual(records.map((r) => r.rootKey));
+      expect(await store.transactions()).toHaveLength(200);
+    });
+
+    it('refuses every call once closed with L402_STORE_UNAVAILABLE; closing twice is fine', async () => {
+      const store = await fresh();
+      const r = record();
+      await store.mint(r);
+      await store.close();
+      await store.close();
+      const calls: Promise<unknown>[] = [
+        store.mint(record()),
+        store.rootKey(r.idHash),
+        store.settle(r.paymentHash, 1),
+        store.revoke({ idHash: r.idHash }),
+        store.revocationsSince(0),
+        store.transactions(),
+        store.removeExpiredUnpaid(2_000_000_000),
+      ];
+      for (const error of await Promise.all(calls.map(rejection))) {
+        expect(error).toMatchObject({ name: 'StoreError', code: 'L402_STORE_UNAVAILABLE' });
+      }
+    });
+  });
+}
