@@ -11,6 +11,7 @@ import { type AddHelpTextContext, Command, CommanderError } from 'commander';
 import { Errors } from 'l402';
 import { type Io, type Run, UsageError } from './cli.js';
 import { registerDevnet } from './devnet.js';
+import { registerGateway } from './gateway.js';
 import { registerToken } from './token.js';
 
 /** Exit code for bad input, as commander and most Unix tools use. */
@@ -63,6 +64,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     });
   registerToken(program, run);
   registerDevnet(program, run);
+  registerGateway(program, run);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -23,5 +23,7 @@ export * as Lnd from './facades/lnd.js';
 export * as Nwc from './facades/nwc.js';
 export * as Phoenixd from './facades/phoenixd.js';
 export * as Relay from './facades/relay.js';
+/** Self-signed TLS certificates shaped like LND's (the gateway serves one when none is configured). */
+export * as Tls from './internal/tls.js';
 export * as Network from './Network.js';
 export * as Node from './Node.js';

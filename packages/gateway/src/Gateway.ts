@@ -1,0 +1,353 @@
+/**
+ * The gateway: Aperture's paid reverse proxy, started from a {@link Config.Config}.
+ *
+ * What `start` wires together, in order (and closes in reverse):
+ * - the token store: SQLite at `sqlite.dbfile` (default `<basedir>/gateway.db`) or PostgreSQL;
+ * - the Lightning backend: the in-process devnet (`backend: devnet`; joining the devnet already
+ *   running on this home, as `l402 devnet` publishes it, else starting one and publishing its
+ *   `devnet.json`), LND's REST API (`lndhost`, `tlspath`, `macdir`), or any wallet URI;
+ * - the Authority, which makes every L402 decision (random root keys in the store, or keys derived
+ *   from the master key in `secrets.masterkeypath`, made on first use);
+ * - the proxy (a connection pool per service) and the listener (HTTP/1.1 + h2 over TLS with a
+ *   configured or self-signed certificate, or HTTP/1.1 + h2c with `insecure`);
+ * - a job that removes unpaid tokens whose invoice has expired, every minute.
+ *
+ * `close()` is the graceful shutdown: it stops accepting, lets requests in flight finish for up to
+ * `graceMs` (10 s by default), then closes the pools, the Authority, the store, the backend and a
+ * devnet it started.
+ *
+ * @example
+ * const { config, warnings } = Config.load('aperture.yaml');
+ * const gateway = await Gateway.start(config, { log: Log.create({ level: config.debuglevel, write: (l) => process.stderr.write(l) }) });
+ * gateway.url; // 'https://127.0.0.1:8081'
+ * process.once('SIGTERM', () => void gateway.close());
+ */
+import { join } from 'node:path';
+import { Devnet } from '@l402/devnet';
+import { Errors } from 'l402';
+import { type Backend, connect, Lnd } from 'l402/lightning';
+import type { Store } from 'l402/server';
+import * as Authority from 'l402/server';
+import type { Config, HostPort } from './Config.js';
+import * as Freebies from './freebies.js';
+import * as Handler from './handler.js';
+import { ipList } from './internal/ip.js';
+import { certificateAt, masterKeyAt, selfSignedAt } from './internal/secrets.js';
+import * as Log from './Log.js';
+import * as Listener from './listener.js';
+import * as ReverseProxy from './proxy.js';
+import * as Router from './router.js';
+
+/** What {@link start} takes beside the config: where the devnet lives, logging, and test hooks. */
+export interface StartOptions {
+  /** Where the devnet publishes (or is found by) `devnet.json`; `config.basedir` by default. */
+  readonly home?: string;
+  /** JSON lines to stderr at `config.debuglevel` by default. */
+  readonly log?: Log.Logger;
+  /** Listen here instead of `config.listenaddr`; port 0 picks a free port. */
+  readonly listen?: HostPort;
+  /** Unix milliseconds; the Authority's clock and the expiry job's. */
+  readonly now?: () => number;
+  /** How often unpaid tokens whose invoice expired are removed; 60 000 ms by default. */
+  readonly sweepIntervalMs?: number;
+}
+
+/** The devnet the gateway takes its invoices from. */
+export interface DevnetInUse {
+  readonly document: Devnet.Document;
+  /** `devnet.json`, where the payer's wallet URIs are. */
+  readonly file: string;
+  /** Started by this gateway (and stopped with it), rather than joined. */
+  readonly started: boolean;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  /** `http://…` or `https://…` with the port actually bound. */
+  readonly url: string;
+  readonly address: HostPort;
+  /** What the port speaks: `HTTP/1.1, h2c` or `HTTP/1.1, h2 (TLS)`. */
+  readonly protocols: string;
+  /** The store, for people: `sqlite /path/gateway.db` or `postgres host:port/db`. */
+  readonly store: string;
+  /** The Lightning backend, for people: `devnet (in this process)`, `lnd https://…`, or a URI's wallet kind. */
+  readonly lightning: string;
+  readonly devnet: DevnetInUse | undefined;
+  /** Graceful shutdown; resolves when everything is closed. Calling it again waits for the first call. */
+  close(options?: { readonly graceMs?: number }): Promise<void>;
+}
+
+const DEFAULT_GRACE_MS = 10_000;
+const DEFAULT_SWEEP_MS = 60_000;
+
+/** Something to undo at shutdown, last opened first closed. */
+type Closer = () => Promise<void> | void;
+
+/**
+ * Starts the gateway; rejects (having closed whatever it opened) when something cannot start:
+ * `Errors.StartError` (listen address, TLS files, master key, a backend CA), the store's
+ * `StoreError`, or the backend's `BackendError`.
+ *
+ * @example
+ * const gateway = await Gateway.start(Config.defaults(home, { upstream }), { home, listen: { host: '127.0.0.1', port: 0 } });
+ * await gateway.close();
+ */
+export async function start(config: Config, options: StartOptions = {}): Promise<Gateway> {
+  const log =
+    options.log ?? Log.create({ level: config.debuglevel, write: (line) => process.stderr.write(line) });
+  const now = options.now ?? Date.now;
+  const closers: Closer[] = [];
+  const unwind = async () => {
+    for (const closer of closers.reverse()) {
+      try {
+        await closer();
+      } catch (error) {
+        log.warn('shutdown step failed', { error });
+      }
+    }
+  };
+  try {
+    for (const warning of notServed(config)) log.warn(warning);
+    const keys: Authority.Keys =
+      config.secrets.mode === 'derived'
+        ? { mode: 'derived', masterKey: masterKeyAt(config.secrets.masterkeypath) }
+        : { mode: 'random' };
+
+    const { store, description: storeText } = await openStore(config);
+    closers.push(() => store.close());
+
+    const wallet = await openWallet(config, options.home ?? config.basedir, log);
+    closers.push(() => wallet.close());
+
+    const authority =
+      wallet.backend === undefined
+        ? undefined
+        : await Authority.create({
+            backend: wallet.backend,
+            store,
+            keys,
+            now,
+            onError: (error, context) =>
+              log.warn('authority', {
+                context,
+                code: (error as { code?: unknown }).code,
+                error: error instanceof Error ? error.message : String(error),
+              }),
+          });
+    if (authority !== undefined) closers.push(() => authority.close());
+
+    const sweeper = sweep(store, now, options.sweepIntervalMs ?? DEFAULT_SWEEP_MS, log);
+    closers.push(() => sweeper.stop());
+
+    const trusted = ipList(config.trustedproxies);
+    const proxy = ReverseProxy.create({
+      services: config.services,
+      limits: config.limits,
+      writetimeout: config.writetimeout,
+      trusted,
+      log,
+    });
+    closers.push(() => proxy.close());
+
+    const tls = config.insecure
+      ? undefined
+      : config.tlsselfsigned
+        ? selfSignedAt(config.tlscertpath, config.tlskeypath, certificateHosts(config), now)
+        : certificateAt(config.tlscertpath, config.tlskeypath);
+    const handler = Handler.create({
+      router: Router.create(config.services),
+      authority,
+      proxy,
+      freebies: Freebies.create(),
+      blocklist: ipList(config.blocklist),
+      trusted,
+      maxbodybytes: config.limits.maxbodybytes,
+      encrypted: tls !== undefined,
+      log,
+    });
+    const listener = await Listener.listen({
+      address: options.listen ?? config.listenaddr,
+      tls,
+      limits: config.limits,
+      timeouts: { read: config.readtimeout, idle: config.idletimeout },
+      handler,
+      log,
+    });
+    let graceMs = DEFAULT_GRACE_MS;
+    closers.push(() => listener.close(graceMs));
+
+    const protocols = tls === undefined ? 'HTTP/1.1, h2c' : 'HTTP/1.1, h2 (TLS)';
+    log.info('listening', { url: listener.url, protocols, store: storeText, lightning: wallet.description });
+    let closing: Promise<void> | undefined;
+    return {
+      url: listener.url,
+      address: listener.address,
+      protocols,
+      store: storeText,
+      lightning: wallet.description,
+      devnet: wallet.devnet,
+      close(closeOptions = {}) {
+        graceMs = closeOptions.graceMs ?? DEFAULT_GRACE_MS;
+        closing ??= unwind().then(() => log.info('stopped'));
+        return closing;
+      },
+    };
+  } catch (error) {
+    await unwind();
+    throw error;
+  }
+}
+
+/**
+ * Settings the config accepts (they are Aperture's or planned l402 ones) that this version of the
+ * gateway does not act on yet: said once at start, so nobody believes a limit or a price is enforced
+ * when it is not.
+ *
+ * @example
+ * Gateway.notServed(config); // ['services[0] (api): ratelimits are not enforced yet']
+ */
+export function notServed(config: Config): string[] {
+  const out: string[] = [];
+  config.services.forEach((service, i) => {
+    const at = `services[${i}] (${service.name})`;
+    if (service.dynamicprice.enabled) {
+      out.push(`${at}: dynamicprice is not served yet; the static price of ${service.price} sat applies`);
+    }
+    if (service.ratelimits.length > 0) out.push(`${at}: ratelimits are not enforced yet`);
+    if (service.authscheme !== 'l402')
+      out.push(`${at}: authscheme ${service.authscheme}: only L402 is offered yet`);
+  });
+  if (config.authenticator.enablempp) out.push('authenticator.enablempp: MPP challenges are not offered yet');
+  if (config.admin.enabled) out.push('admin.enabled: the admin API is not served yet');
+  if (config.prometheus.enabled) out.push('prometheus.enabled: metrics are not served yet');
+  if (config.redis !== undefined) out.push('redis: cluster-wide limits are not served yet');
+  return out;
+}
+
+/** Names on a self-signed certificate: loopback, plus `servername` and a specific listen host. */
+function certificateHosts(config: Config): string[] {
+  const hosts = ['localhost', '127.0.0.1', '::1'];
+  if (config.servername !== undefined) hosts.push(config.servername);
+  const listenHost = config.listenaddr.host;
+  if (listenHost !== '' && listenHost !== '0.0.0.0' && listenHost !== '::') hosts.push(listenHost);
+  return hosts;
+}
+
+async function openStore(config: Config): Promise<{ store: Store; description: string }> {
+  if (config.dbbackend === 'postgres') {
+    const Postgres = await import('l402/stores/postgres');
+    const pg = config.postgres;
+    const store = await Postgres.open({
+      host: pg.host,
+      port: pg.port,
+      ...(pg.user !== undefined ? { user: pg.user } : {}),
+      ...(pg.password !== undefined ? { password: pg.password } : {}),
+      ...(pg.dbname !== undefined ? { dbname: pg.dbname } : {}),
+      requireSSL: pg.requiressl,
+      maxconnections: pg.maxconnections,
+    });
+    return { store, description: `postgres ${pg.host}:${pg.port}/${pg.dbname ?? ''}` };
+  }
+  const Sqlite = await import('l402/stores/sqlite');
+  const store = await Sqlite.open({ path: config.sqlite.dbfile });
+  return { store, description: `sqlite ${config.sqlite.dbfile}` };
+}
+
+interface Wallet {
+  readonly backend: Backend | undefined;
+  readonly description: string;
+  readonly devnet: DevnetInUse | undefined;
+  close(): Promise<void>;
+}
+
+/** The Lightning backend `authenticator` names (none when `disable` is set). */
+async function openWallet(config: Config, home: string, log: Log.Logger): Promise<Wallet> {
+  const wallet = config.authenticator.wallet;
+  if (wallet === undefined) {
+    return { backend: undefined, description: 'disabled', devnet: undefined, close: async () => {} };
+  }
+  if (wallet.backend === 'devnet') return openDevnet(home, log);
+  const backend =
+    'uri' in wallet
+      ? await connect(wallet.uri)
+      : await Lnd.connect({
+          url: wallet.url,
+          macaroon: { path: wallet.macaroonpath },
+          cert: { path: wallet.tlspath },
+        });
+  return {
+    backend,
+    description: 'uri' in wallet ? wallet.backend : `lnd ${wallet.url}`,
+    devnet: undefined,
+    close: () => backend.close(),
+  };
+}
+
+/**
+ * The devnet's merchant node. A devnet already running on this home (`l402 devnet`, or a gateway
+ * started earlier that is still alive) is joined rather than shadowed by a second one that would
+ * overwrite its `devnet.json`; otherwise one is started in this process and stopped with it.
+ */
+async function openDevnet(home: string, log: Log.Logger): Promise<Wallet> {
+  const running = Devnet.find(home);
+  const started = running === undefined ? await Devnet.start({ home }) : undefined;
+  const document = running ?? started!.document;
+  const merchant = document.nodes.merchant;
+  if (merchant === undefined) {
+    await started?.close();
+    throw new Errors.BackendError(
+      'L402_BACKEND_CONFIG',
+      'devnet',
+      `the devnet running on ${home} (process ${document.pid}) has no merchant node for the gateway`,
+    );
+  }
+  try {
+    const backend = await connect(merchant.uris.lnd);
+    log.info(started ? 'devnet started' : 'devnet joined', {
+      nodes: Object.keys(document.nodes),
+      pid: document.pid,
+    });
+    return {
+      backend,
+      description: started ? 'devnet (in this process)' : `devnet (process ${document.pid})`,
+      devnet: { document, file: started?.file ?? join(home, 'devnet.json'), started: started !== undefined },
+      close: async () => {
+        await backend.close();
+        await started?.close();
+      },
+    };
+  } catch (error) {
+    await started?.close();
+    throw error;
+  }
+}
+
+/** Removes expired unpaid tokens now and every `intervalMs`, one pass at a time. */
+function sweep(
+  store: Store,
+  now: () => number,
+  intervalMs: number,
+  log: Log.Logger,
+): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined;
+  const pass = () => {
+    running ??= store
+      .removeExpiredUnpaid(Math.floor(now() / 1000))
+      .then((removed) => {
+        if (removed > 0) log.info('removed unpaid tokens whose invoice expired', { count: removed });
+      })
+      .catch((error: unknown) => log.warn('removing expired unpaid tokens failed', { error }))
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  pass();
+  const timer = setInterval(pass, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,417 @@
+/**
+ * Forwarding a let-in request to its service's backend and streaming the answer back, as Aperture's
+ * `httputil.ReverseProxy` director does:
+ *
+ * - the path gets `rewrite.prefix` in front; `Host` becomes the backend's address;
+ * - `Authorization` is rewritten to Aperture's two values, `LSAT …` then `L402 …`, whenever the request
+ *   carried a credential (in any form);
+ * - hop-by-hop headers are dropped (`Connection` and every header it names, `Keep-Alive`, `Proxy-*`,
+ *   `TE` except gRPC's `te: trailers`, `Trailer`, `Transfer-Encoding`, `Upgrade`), and `Expect`, which
+ *   Node has already answered;
+ * - `X-Forwarded-For` gets the peer's address, appended to the incoming list only when the peer is a
+ *   trusted proxy (`trustedproxies`), else replacing it; `X-Forwarded-Proto` and `-Host` are kept from
+ *   a trusted proxy and set otherwise;
+ * - the service's `headers` are set last, overwriting.
+ *
+ * Bodies stream both ways and are never buffered: each response chunk is written as it arrives, so
+ * chunked and server-sent-event responses reach the client event by event. Request bodies over
+ * `limits.maxbodybytes` end the exchange with 413. Each service has an undici `Pool` (keep-alive
+ * connections reused across requests), verifying `https` backends against the system CAs plus the
+ * service's `tlscertpath`. A backend that cannot be reached answers 502, one too slow to send its
+ * headers (`limits.responsetimeout`) 504; a backend failing mid-body cuts the client's response short
+ * rather than letting a truncated body look complete. Upstream bodies idle for `writetimeout` are
+ * abandoned (Aperture's rolling write deadline).
+ *
+ * The exchange is one `forward(request, response, target)` call, so other paths (gRPC over HTTP/2,
+ * WebSocket upgrades) can sit beside it and reuse {@link upstreamHeaders}.
+ *
+ * @example
+ * const proxy = ReverseProxy.create({ services: config.services, limits: config.limits, writetimeout: 30_000, trusted, log });
+ * await proxy.forward(req, res, { service, path: '/paid/x?y=1', credential, encrypted: false, headers: [] });
+ * await proxy.close();
+ */
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { Transform, type TransformCallback } from 'node:stream';
+import { rootCertificates } from 'node:tls';
+import type { Credential } from 'l402';
+import * as Authority from 'l402/server';
+import { Pool } from 'undici';
+import { formatHostPort, type Limits, type Service } from './Config.js';
+import { StartError } from './Errors.js';
+import { type IpList, plainAddress } from './internal/ip.js';
+import type { Logger } from './Log.js';
+
+/** A request as both Node servers hand it over. */
+export type Request = IncomingMessage | Http2ServerRequest;
+/** A response as both Node servers hand it over. */
+export type Response = ServerResponse | Http2ServerResponse;
+
+/** The services to pool connections for, and the bounds and trust the proxy applies. */
+export interface Options {
+  readonly services: readonly Service[];
+  readonly limits: Limits;
+  /** Milliseconds an upstream body may go without a byte before it is abandoned; 0 for never. */
+  readonly writetimeout: number;
+  /** The peers whose `X-Forwarded-*` headers are believed. */
+  readonly trusted: IpList;
+  readonly log: Logger;
+}
+
+/** Where a let-in request goes and what the gateway learned about it. */
+export interface Target {
+  readonly service: Service;
+  /** Path and query to forward, before `rewrite.prefix` (already resolved by the gateway). */
+  readonly path: string;
+  /** The credential the request carried, if any: forwarded as Aperture's `LSAT` + `L402` pair. */
+  readonly credential: Credential.Credential | undefined;
+  /** Whether the client reached the gateway over TLS (`X-Forwarded-Proto`). */
+  readonly encrypted: boolean;
+  /** Headers the Authority's "pass" decision adds to the response, set over the backend's. */
+  readonly headers: readonly Authority.Header[];
+}
+
+/** Forwards let-in requests to their backends (see {@link create}). */
+export interface ReverseProxy {
+  /** Forwards one request and streams the response; resolves when the exchange is over, never rejects. */
+  forward(request: Request, response: Response, target: Target): Promise<void>;
+  /** Closes every backend connection. */
+  close(): Promise<void>;
+}
+
+/** Request headers that describe the connection, not the message (RFC 9110 §7.6.1), and `Expect`. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'http2-settings',
+  'host',
+]);
+const isHopByHop = (name: string, listed: ReadonlySet<string>) =>
+  HOP_BY_HOP.has(name) || name.startsWith('proxy-') || listed.has(name);
+
+/** The header names a `Connection` header lists: they too are for this hop only. */
+function connectionTokens(values: readonly string[]): Set<string> {
+  const tokens = new Set<string>();
+  for (const value of values) {
+    for (const token of value.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name !== '') tokens.add(name);
+    }
+  }
+  return tokens;
+}
+
+/** What {@link upstreamHeaders} needs to know about the request. */
+export interface HeaderContext {
+  /** Node's `rawHeaders`: names and values alternating, as received (HTTP/2 pseudo-headers included). */
+  readonly rawHeaders: readonly string[];
+  /** The address the connection came from. */
+  readonly peer: string;
+  readonly encrypted: boolean;
+  /** The `Host` (HTTP/1.1) or `:authority` (HTTP/2) the client asked for. */
+  readonly host: string;
+  readonly credential: Credential.Credential | undefined;
+  readonly service: Service;
+  readonly trusted: IpList;
+}
+
+/**
+ * The headers to send upstream, in the shape undici takes (lower-case names; repeated headers as
+ * arrays, except `Cookie`, which HTTP/1.1 allows only once and is joined with "; ").
+ *
+ * @example
+ * upstreamHeaders({ rawHeaders: req.rawHeaders, peer: '203.0.113.9', encrypted: false, host: 'api.example.com',
+ *   credential, service, trusted: ipList([]) });
+ * // { 'x-forwarded-for': '203.0.113.9', authorization: ['LSAT AgE…:ab…', 'L402 AgE…:ab…'], host: '127.0.0.1:3000', … }
+ */
+export function upstreamHeaders(context: HeaderContext): Record<string, string | string[]> {
+  const raw = context.rawHeaders;
+  const connection: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'connection') connection.push(raw[i + 1]!);
+  }
+  const listed = connectionTokens(connection);
+  const headers: Record<string, string | string[]> = Object.create(null);
+  const add = (name: string, value: string) => {
+    const existing = headers[name];
+    if (existing === undefined) headers[name] = value;
+    else if (name === 'cookie') headers[name] = `${existing}; ${value}`;
+    else headers[name] = Array.isArray(existing) ? [...existing, value] : [existing, value];
+  };
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    if (name.startsWith(':')) continue;
+    // gRPC needs `te: trailers` end to end; Go's ReverseProxy keeps it for the same reason.
+    if (name === 'te' && value.trim().toLowerCase() === 'trailers' && !listed.has('te')) {
+      headers.te = 'trailers';
+      continue;
+    }
+    if (isHopByHop(name, listed)) continue;
+    add(name, value);
+  }
+
+  const peer = plainAddress(context.peer);
+  const trusted = context.trusted(peer);
+  const forwardedFor = headers['x-forwarded-for'];
+  const priorHops = forwardedFor === undefined ? [] : [forwardedFor].flat();
+  headers['x-forwarded-for'] = trusted && priorHops.length > 0 ? `${priorHops.join(', ')}, ${peer}` : peer;
+  const single = (name: string) => {
+    const value = headers[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  headers['x-forwarded-proto'] =
+    (trusted ? single('x-forwarded-proto') : undefined) ?? (context.encrypted ? 'https' : 'http');
+  headers['x-forwarded-host'] = (trusted ? single('x-forwarded-host') : undefined) ?? context.host;
+
+  if (context.credential !== undefined) {
+    headers.authorization = Authority.forwardedAuthorization(context.credential);
+  }
+  headers.host = formatHostPort(context.service.address);
+  for (const [name, value] of Object.entries(context.service.headers)) headers[name] = value;
+  return headers;
+}
+
+/** Response headers that must not be copied to the client (and that HTTP/2 forbids outright). */
+const RESPONSE_HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * The upstream response's headers as the client gets them: hop-by-hop ones dropped, and Aperture's
+ * CORS headers merged in (`Access-Control-Allow-Origin: *` replaces the backend's; the list headers
+ * keep the backend's entries and add Aperture's).
+ *
+ * @example
+ * downstreamHeaders({ 'content-type': 'application/json', 'access-control-allow-methods': 'PUT' });
+ * // { 'content-type': 'application/json', 'access-control-allow-methods': 'PUT, GET, POST, OPTIONS', … }
+ */
+export function downstreamHeaders(
+  upstream: Readonly<Record<string, string | string[] | undefined>>,
+): Record<string, string | string[]> {
+  const listed = connectionTokens([upstream.connection ?? []].flat());
+  const headers: Record<string, string | string[]> = Object.create(null);
+  for (const [name, value] of Object.entries(upstream)) {
+    if (value === undefined || RESPONSE_HOP_BY_HOP.has(name) || name.startsWith('proxy-') || listed.has(name))
+      continue;
+    headers[name] = value;
+  }
+  for (const [name, value] of Authority.CORS_HEADERS) {
+    const existing = headers[name];
+    if (name === 'access-control-allow-origin' || existing === undefined) {
+      headers[name] = value;
+      continue;
+    }
+    const entries = [existing].flat().flatMap((v) => v.split(','));
+    const seen = new Set(entries.map((e) => e.trim().toLowerCase()));
+    const added = value.split(',').filter((e) => !seen.has(e.trim().toLowerCase()));
+    headers[name] = [...entries, ...added].map((e) => e.trim()).join(', ');
+  }
+  return headers;
+}
+
+/** The request body went over `limits.maxbodybytes`. */
+class BodyTooLarge extends Error {
+  override name = 'BodyTooLarge';
+}
+
+/** Passes a body through, failing once it exceeds `max` bytes. */
+function limited(max: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      seen += chunk.length;
+      if (seen > max) callback(new BodyTooLarge(`the request body is over ${max} bytes`));
+      else callback(null, chunk);
+    },
+  });
+}
+
+/** Whether a request has a body to forward: a length, a chunked one, or an HTTP/2 stream still open. */
+function hasBody(request: Request): boolean {
+  const length = request.headers['content-length'];
+  if (length !== undefined) return length !== '0';
+  if (request.headers['transfer-encoding'] !== undefined) return true;
+  return 'stream' in request && !request.stream.endAfterHeaders;
+}
+
+const UPSTREAM_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT']);
+
+/** Why an exchange failed, as the code of the error or of its cause. */
+function codeOf(error: unknown): string {
+  const e = error as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  return typeof code === 'string' ? code : error instanceof Error ? error.name : 'unknown';
+}
+
+/**
+ * Writes a short plain-text answer of the gateway's own, if nothing was sent yet.
+ *
+ * @example
+ * answer(response, 502, 'upstream unavailable'); // 502, "upstream unavailable\n", text/plain
+ */
+export function answer(
+  response: Response,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+) {
+  if (response.headersSent || response.destroyed) return;
+  const body = `${message}\n`;
+  for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
+  response.setHeader('content-type', 'text/plain; charset=utf-8');
+  response.setHeader('x-content-type-options', 'nosniff');
+  response.setHeader('content-length', Buffer.byteLength(body));
+  response.writeHead(status);
+  response.end(body);
+}
+
+/** Resolves once the response can take more data, or has closed. */
+function drained(response: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.on('drain', done);
+    response.on('close', done);
+  });
+}
+
+/**
+ * A proxy with one connection pool per service.
+ *
+ * @example
+ * const proxy = ReverseProxy.create({ services, limits, writetimeout: 30_000, trusted: ipList([]), log });
+ */
+export function create(options: Options): ReverseProxy {
+  const { limits, log } = options;
+  const pools = new Map<Service, Pool>();
+  for (const service of options.services) {
+    let ca: string[] | undefined;
+    if (service.protocol === 'https' && service.tlscertpath !== undefined) {
+      try {
+        ca = [...rootCertificates, readFileSync(service.tlscertpath, 'utf8')];
+      } catch (error) {
+        throw new StartError(
+          'L402_GATEWAY_UPSTREAM',
+          `cannot read the CA ${service.tlscertpath} of service ${service.name} (${codeOf(error)})`,
+          { cause: error },
+        );
+      }
+    }
+    const origin = `${service.protocol}://${formatHostPort(service.address)}`;
+    pools.set(
+      service,
+      new Pool(origin, {
+        connect: { timeout: limits.connecttimeout, ...(ca !== undefined ? { ca } : {}) },
+        headersTimeout: limits.responsetimeout ?? 0,
+        bodyTimeout: options.writetimeout,
+      }),
+    );
+  }
+
+  async function forward(request: Request, response: Response, target: Target): Promise<void> {
+    const { service } = target;
+    const pool = pools.get(service)!;
+    const prefix = service.rewrite.prefix?.replace(/\/+$/, '') ?? '';
+    const aborter = new AbortController();
+    const onClose = () => {
+      if (!response.writableEnded) aborter.abort();
+    };
+    response.on('close', onClose);
+    let body: Transform | undefined;
+    if (hasBody(request)) {
+      // Always through a stream of our own: undici destroys a body it gives up on, and destroying
+      // Node's request would take the client connection, and the 502 or 413 for it, down too.
+      const through = limited(limits.maxbodybytes ?? Number.POSITIVE_INFINITY);
+      request.on('error', (error) => through.destroy(error));
+      body = request.pipe(through);
+    }
+    let upstream: Awaited<ReturnType<Pool['request']>>;
+    try {
+      upstream = await pool.request({
+        method: request.method as 'GET',
+        path: `${prefix}${target.path}`,
+        headers: upstreamHeaders({
+          rawHeaders: request.rawHeaders,
+          peer: request.socket.remoteAddress ?? '',
+          encrypted: target.encrypted,
+          host: request.headers.host ?? (request.headers[':authority'] as string | undefined) ?? '',
+          credential: target.credential,
+          service,
+          trusted: options.trusted,
+        }),
+        body: body ?? null,
+        signal: aborter.signal,
+      });
+    } catch (error) {
+      response.off('close', onClose);
+      if (aborter.signal.aborted) return;
+      if (error instanceof BodyTooLarge || (error as { cause?: unknown }).cause instanceof BodyTooLarge) {
+        answer(response, 413, 'request body too large', closeAfter(response));
+        return;
+      }
+      const code = codeOf(error);
+      log.warn('upstream failed', { service: service.name, code });
+      if (UPSTREAM_TIMEOUT.has(code)) answer(response, 504, 'upstream timed out');
+      else answer(response, 502, 'upstream unavailable');
+      return;
+    }
+    try {
+      if (response.destroyed) {
+        upstream.body.destroy();
+        return;
+      }
+      const headers = downstreamHeaders(upstream.headers);
+      for (const [name] of target.headers) delete headers[name];
+      for (const [name, value] of target.headers) {
+        const existing = headers[name];
+        headers[name] = existing === undefined ? value : [existing, value].flat();
+      }
+      for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
+      response.writeHead(upstream.statusCode);
+      // Headers go out now, not with the first chunk: a stream that starts slowly is still seen to start.
+      // (Http2ServerResponse has flushHeaders too; @types/node 20 leaves it out.)
+      (response as ServerResponse).flushHeaders();
+      const sink = response as NodeJS.WritableStream;
+      for await (const chunk of upstream.body) {
+        if (!sink.write(chunk as Uint8Array)) await drained(response);
+        if (response.destroyed) break;
+      }
+      if (!response.destroyed) response.end();
+    } catch (error) {
+      if (!aborter.signal.aborted)
+        log.warn('upstream body failed', { service: service.name, code: codeOf(error) });
+      upstream.body.destroy();
+      // The status line is out: only cutting the connection tells the client the body is incomplete.
+      response.destroy();
+    } finally {
+      response.off('close', onClose);
+    }
+  }
+
+  return {
+    forward,
+    async close() {
+      await Promise.all([...pools.values()].map((pool) => pool.close()));
+    },
+  };
+}
+
+/** HTTP/1.1 answers that leave a request body unread end the connection, so the rest is never read. */
+function closeAfter(response: Response): Record<string, string> {
+  return 'stream' in response ? {} : { connection: 'close' };
+}
