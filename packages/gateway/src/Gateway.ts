@@ -8,8 +8,10 @@
  *   `devnet.json`), LND's REST API (`lndhost`, `tlspath`, `macdir`), or any wallet URI;
  * - the Authority, which makes every L402 decision (random root keys in the store, or keys derived
  *   from the master key in `secrets.masterkeypath`, made on first use);
- * - the proxy (a connection pool per service) and the listener (HTTP/1.1 + h2 over TLS with a
- *   configured or self-signed certificate, or HTTP/1.1 + h2c with `insecure`);
+ * - the proxies: HTTP (a connection pool per service), gRPC (an HTTP/2 session per service) and
+ *   WebSocket upgrades (a connection per tunnel);
+ * - the listener (HTTP/1.1 + h2 over TLS with a configured or self-signed certificate, or HTTP/1.1 +
+ *   h2c with `insecure`), whose `Upgrade: websocket` requests go to the handler's upgrade hook;
  * - a job that removes unpaid tokens whose invoice has expired, every minute.
  *
  * `close()` is the graceful shutdown: it stops accepting, lets requests in flight finish for up to
@@ -30,6 +32,7 @@ import type { Store } from 'l402/server';
 import * as Authority from 'l402/server';
 import type { Config, HostPort } from './Config.js';
 import * as Freebies from './freebies.js';
+import * as Grpc from './grpc.js';
 import * as Handler from './handler.js';
 import { ipList } from './internal/ip.js';
 import { certificateAt, masterKeyAt, selfSignedAt } from './internal/secrets.js';
@@ -37,6 +40,7 @@ import * as Log from './Log.js';
 import * as Listener from './listener.js';
 import * as ReverseProxy from './proxy.js';
 import * as Router from './router.js';
+import * as Upgrade from './upgrade.js';
 
 /** What {@link start} takes beside the config: where the devnet lives, logging, and test hooks. */
 export interface StartOptions {
@@ -139,15 +143,18 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const sweeper = sweep(store, now, options.sweepIntervalMs ?? DEFAULT_SWEEP_MS, log);
     closers.push(() => sweeper.stop());
 
-    const trusted = ipList(config.trustedproxies);
-    const proxy = ReverseProxy.create({
+    const proxyOptions: ReverseProxy.Options = {
       services: config.services,
       limits: config.limits,
       writetimeout: config.writetimeout,
-      trusted,
+      trusted: ipList(config.trustedproxies),
       log,
-    });
+    };
+    const proxy = ReverseProxy.create(proxyOptions);
     closers.push(() => proxy.close());
+    const grpc = Grpc.create(proxyOptions);
+    closers.push(() => grpc.close());
+    const upgrades = Upgrade.create(proxyOptions);
 
     const tls = config.insecure
       ? undefined
@@ -158,9 +165,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       router: Router.create(config.services),
       authority,
       proxy,
+      grpc,
+      upgrades,
       freebies: Freebies.create(),
       blocklist: ipList(config.blocklist),
-      trusted,
+      trusted: proxyOptions.trusted,
       maxbodybytes: config.limits.maxbodybytes,
       encrypted: tls !== undefined,
       log,
@@ -170,7 +179,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       tls,
       limits: config.limits,
       timeouts: { read: config.readtimeout, idle: config.idletimeout },
-      handler,
+      handler: handler.request,
+      upgrade: handler.upgrade,
       log,
     });
     let graceMs = DEFAULT_GRACE_MS;

@@ -11,7 +11,13 @@
  *    with `Retry-After` when Lightning is down, gRPC-shaped for gRPC clients); `freebie N` lets a
  *    request without a credential through while its network has free requests left, and judges
  *    everything else like `paid` (Aperture would also spend a freebie on a bad credential);
- * 6. the proxy forwards it, with the credential rewritten to Aperture's `LSAT` + `L402` pair.
+ * 6. it is forwarded, with the credential rewritten to Aperture's `LSAT` + `L402` pair: a gRPC call
+ *    over HTTP/2 to the backend over HTTP/2 (`grpc.ts`), an `Upgrade: websocket` request through a
+ *    tunnel (`upgrade.ts`), everything else by the HTTP proxy (`proxy.ts`).
+ *
+ * Steps 1–5 are one function ({@link Handler}'s two entry points share it), so an upgrade request is
+ * judged exactly as any other request; only how an answer is written differs (on the response, or
+ * on the raw connection of an upgrade, which then closes).
  *
  * The path is resolved once (dot segments removed, as the WHATWG URL parser does) and that path is
  * both what the regexps see (percent-decoded, as Go's `URL.Path`) and what the backend gets, so no
@@ -19,17 +25,32 @@
  * segments (`/free%2F..%2Fpaid`) is refused with 400 for the same reason.
  *
  * @example
- * const handle = Handler.create({ router, authority, proxy, freebies, blocklist, trusted, maxbodybytes, encrypted: false, log });
- * http.createServer(handle);
+ * const handler = Handler.create({ router, authority, proxy, grpc, upgrades, freebies, blocklist, trusted, maxbodybytes, encrypted: false, log });
+ * http.createServer(handler.request).on('upgrade', handler.upgrade);
  */
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
+import type { Duplex } from 'node:stream';
 import { Credential } from 'l402';
 import type * as Authority from 'l402/server';
 import { CORS_HEADERS } from 'l402/server';
 import type { Freebies } from './freebies.js';
+import { type GrpcProxy, isCall } from './grpc.js';
 import { clientAddress, type IpList } from './internal/ip.js';
 import type { Logger } from './Log.js';
-import { answer, type Request, type Response, type ReverseProxy } from './proxy.js';
+import {
+  answer,
+  failure,
+  isGrpc,
+  type Reply,
+  type Request,
+  type Response,
+  type ReverseProxy,
+  send,
+  type Target,
+} from './proxy.js';
 import type { Router } from './router.js';
+import { type Upgrades, writeReply } from './upgrade.js';
 
 /** What the handler works with; each piece is built (and closed) by `Gateway.start`. */
 export interface Options {
@@ -37,6 +58,8 @@ export interface Options {
   /** Undefined when `authenticator.disable` is set (then every service is `auth: off`). */
   readonly authority: Authority.Authority | undefined;
   readonly proxy: ReverseProxy;
+  readonly grpc: GrpcProxy;
+  readonly upgrades: Upgrades;
   readonly freebies: Freebies;
   readonly blocklist: IpList;
   readonly trusted: IpList;
@@ -98,16 +121,6 @@ function presented(request: Request): Credential.Credential | 'malformed' | unde
   }
 }
 
-function send(response: Response, status: number, headers: readonly Authority.Header[], body: string): void {
-  if (response.headersSent || response.destroyed) return;
-  const grouped = new Map<string, string[]>();
-  for (const [name, value] of headers) grouped.set(name, [...(grouped.get(name) ?? []), value]);
-  for (const [name, values] of grouped) response.setHeader(name, values.length === 1 ? values[0]! : values);
-  response.setHeader('content-length', Buffer.byteLength(body));
-  response.writeHead(status);
-  response.end(body);
-}
-
 const CORS: Record<string, string> = Object.fromEntries(CORS_HEADERS);
 
 /** Where a request went: the service, and `open`, `paid`, `freebie` or the Authority's reason for answering. */
@@ -116,43 +129,49 @@ interface Outcome {
   readonly outcome: string;
 }
 
+/** What the gateway does with a request: answer it itself, or forward it to `target`. */
+type Admission =
+  | { readonly kind: 'answer'; readonly reply: Reply; readonly outcome?: Outcome }
+  | { readonly kind: 'forward'; readonly target: Target; readonly outcome: Outcome };
+
+/** The gateway's request listener and upgrade hook (see {@link create}). */
+export interface Handler {
+  /** For Node's HTTP/1.1 and HTTP/2 servers alike: answers or forwards; never throws. */
+  readonly request: (request: Request, response: Response) => void;
+  /** For the listener's `upgrade` hook (`Upgrade: websocket`): answers on the socket or relays; never throws. */
+  readonly upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
 /**
- * The gateway's request handler, for Node's HTTP/1.1 and HTTP/2 servers alike.
+ * The gateway's request handler and upgrade hook.
  *
  * @example
- * const handle = Handler.create(options);
- * handle(req, res); // answers or proxies; never throws
+ * const handler = Handler.create(options);
+ * handler.request(req, res); // answers or proxies; never throws
  */
-export function create(options: Options): (request: Request, response: Response) => void {
-  const { router, authority, proxy, freebies, log } = options;
+export function create(options: Options): Handler {
+  const { router, authority, proxy, grpc, upgrades, freebies, log } = options;
 
-  /** Answers or forwards; returns which service the request went to and how it was let in, for the log. */
-  async function handle(request: Request, response: Response, client: string): Promise<Outcome | undefined> {
-    if (options.blocklist(client)) {
-      answer(response, 403, 'access denied');
-      return undefined;
-    }
-    if (request.method === 'OPTIONS') {
-      send(response, 200, CORS_HEADERS, '');
-      return undefined;
-    }
+  /** Steps 1 to 5: whether, and to where, a request goes on. */
+  async function admit(request: Request, client: string): Promise<Admission> {
+    const grpcClient = isGrpc(request.headers);
+    const refuse = (status: number, message: string, headers: Record<string, string> = {}): Admission => ({
+      kind: 'answer',
+      reply: failure(status, message, grpcClient, headers),
+    });
+    if (options.blocklist(client)) return refuse(403, 'access denied');
+    if (request.method === 'OPTIONS')
+      return { kind: 'answer', reply: { status: 200, headers: CORS_HEADERS, body: '' } };
     const resolved = resolve(request.url ?? '');
-    if (resolved === undefined) {
-      answer(response, 400, 'bad request: the request target is not a valid path');
-      return undefined;
-    }
+    if (resolved === undefined) return refuse(400, 'bad request: the request target is not a valid path');
     const length = Number(request.headers['content-length'] ?? 0);
     if (options.maxbodybytes !== undefined && length > options.maxbodybytes) {
-      answer(response, 413, 'request body too large', 'stream' in response ? {} : { connection: 'close' });
-      return undefined;
+      return refuse(413, 'request body too large', 'stream' in request ? {} : { connection: 'close' });
     }
     const host =
       resolved.host ?? request.headers.host ?? (request.headers[':authority'] as string | undefined) ?? '';
     const target = router.match({ host, path: resolved.decoded });
-    if (target === undefined) {
-      answer(response, 404, 'not found: no service matches this request', CORS);
-      return undefined;
-    }
+    if (target === undefined) return refuse(404, 'not found: no service matches this request', CORS);
     const { service } = target;
     const credential = presented(request);
     let forwarded = credential === 'malformed' ? undefined : credential;
@@ -175,49 +194,93 @@ export function create(options: Options): (request: Request, response: Response)
         target.route,
       );
       if (decision.kind === 'respond') {
-        send(response, decision.status, decision.headers, decision.body);
-        return { service: service.name, outcome: decision.reason };
+        return {
+          kind: 'answer',
+          reply: decision,
+          outcome: { service: service.name, outcome: decision.reason },
+        };
       }
       forwarded = decision.token?.credential ?? forwarded;
       headers = decision.headers;
     }
-    await proxy.forward(request, response, {
-      service,
-      path: resolved.forward,
-      credential: forwarded,
-      encrypted: options.encrypted,
-      headers,
-    });
-    return { service: service.name, outcome: freebie ? 'freebie' : target.access };
+    return {
+      kind: 'forward',
+      target: {
+        service,
+        path: resolved.forward,
+        credential: forwarded,
+        encrypted: options.encrypted,
+        headers,
+      },
+      outcome: { service: service.name, outcome: freebie ? 'freebie' : target.access },
+    };
   }
 
-  return (request, response) => {
-    const started = performance.now();
-    const peer = request.socket.remoteAddress ?? '';
+  /** The client's address: the peer, or from `X-Forwarded-For` behind a trusted proxy. */
+  function clientOf(request: Request): string {
     const forwardedFor = request.headers['x-forwarded-for'];
-    const client = clientAddress(
-      peer,
+    return clientAddress(
+      request.socket.remoteAddress ?? '',
       Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor,
       options.trusted,
     );
-    handle(request, response, client).then(
-      (what) => {
-        const path = (request.url ?? '').split('?')[0];
-        // Paths only: query strings can carry API keys and other secrets.
-        log.info('request', {
-          method: request.method,
-          path,
-          status: response.statusCode,
-          client,
-          ...what,
-          ms: Math.round(performance.now() - started),
-        });
-      },
-      (error: unknown) => {
-        log.error('request failed', { error: error instanceof Error ? error.message : String(error) });
-        if (response.headersSent) response.destroy();
-        else answer(response, 500, 'internal error');
-      },
-    );
+  }
+
+  /** One line per request; paths only, as query strings can carry API keys and other secrets. */
+  function logged(request: Request, started: number, fields: Record<string, unknown>): void {
+    log.info('request', {
+      method: request.method,
+      path: (request.url ?? '').split('?')[0],
+      ...fields,
+      ms: Math.round(performance.now() - started),
+    });
+  }
+
+  return {
+    request(request, response) {
+      const started = performance.now();
+      const client = clientOf(request);
+      const handle = async (): Promise<Outcome | undefined> => {
+        const admission = await admit(request, client);
+        if (admission.kind === 'answer') {
+          send(response, admission.reply);
+          return admission.outcome;
+        }
+        if (isCall(request)) await grpc.forward(request, response as Http2ServerResponse, admission.target);
+        else await proxy.forward(request, response, admission.target);
+        return admission.outcome;
+      };
+      handle().then(
+        (what) => logged(request, started, { status: response.statusCode, client, ...what }),
+        (error: unknown) => {
+          log.error('request failed', { error: error instanceof Error ? error.message : String(error) });
+          if (response.headersSent) response.destroy();
+          else answer(response, 500, 'internal error');
+        },
+      );
+    },
+
+    upgrade(request, socket, head) {
+      const started = performance.now();
+      // Node's HTTP server stops watching a connection it hands over.
+      socket.on('error', () => socket.destroy());
+      const client = clientOf(request);
+      const handle = async (): Promise<{ status: number | undefined } & Partial<Outcome>> => {
+        const admission = await admit(request, client);
+        if (admission.kind === 'answer') {
+          writeReply(socket, admission.reply);
+          return { status: admission.reply.status, ...admission.outcome };
+        }
+        const status = await upgrades.relay(request, socket, head, admission.target);
+        return { status, ...admission.outcome };
+      };
+      handle().then(
+        (what) => logged(request, started, { upgrade: request.headers.upgrade, client, ...what }),
+        (error: unknown) => {
+          log.error('request failed', { error: error instanceof Error ? error.message : String(error) });
+          writeReply(socket, failure(500, 'internal error', false));
+        },
+      );
+    },
   };
 }

@@ -7,8 +7,10 @@
  *   without TLS), told apart by the connection's first bytes: an HTTP/2 client opens with the fixed
  *   preface `PRI * HTTP/2.0…`, which no HTTP/1.1 request starts with.
  *
- * Both servers call one request handler with Node's compatible request/response objects; HTTP/1.1
- * `Upgrade` requests (WebSocket) go to the `upgrade` hook when one is given. Limits: request heads
+ * Both servers call one request handler with Node's compatible request/response objects. With an
+ * `upgrade` hook, HTTP/1.1 `Upgrade: websocket` requests go to it; other upgrades (`Upgrade: h2c`
+ * from `curl --http2`, …) are declined, as RFC 9110 §7.8 lets a server do: the request is served
+ * as the ordinary HTTP/1.1 request it also is. Limits: request heads
  * over `maxheaderbytes` get 431 (HTTP/2: the stream is refused), a head not received within
  * `headerstimeout` or a request not received within `readtimeout` gets 408, idle keep-alive
  * connections close after `idletimeout`.
@@ -44,7 +46,10 @@ export interface Options {
   /** Milliseconds, 0 for none: Aperture's `readtimeout` and `idletimeout`. */
   readonly timeouts: { readonly read: number; readonly idle: number };
   readonly handler: (request: Request, response: Response) => void;
-  /** HTTP/1.1 `Upgrade` requests; without it they are ordinary requests (and the proxy drops `Upgrade`). */
+  /**
+   * HTTP/1.1 `Upgrade: websocket` requests, with the connection and the bytes read past the head;
+   * without it they are ordinary requests (and the proxy drops `Upgrade`).
+   */
   readonly upgrade?: (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
   readonly log: Logger;
 }
@@ -104,33 +109,45 @@ export async function listen(options: Options): Promise<Listener> {
     keepAliveTimeout: timeouts.idle,
   };
   let server: http.Server;
+  /** Node's HTTP/1.1 connection listener: it parses requests from a connection handed to it. */
+  let http1Connection: (socket: Socket) => void;
   if (options.tls !== undefined) {
     server = https.createServer(
       { ...http1Options, cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ['h2', 'http/1.1'] },
       handler,
     );
-    const [http1Connection] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+    http1Connection = (server.listeners('secureConnection') as ((socket: Socket) => void)[])[0]!;
     server.removeAllListeners('secureConnection');
     server.on('secureConnection', (socket: TLSSocket) => {
       if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
-      else http1Connection!.call(server, socket);
+      else http1Connection.call(server, socket);
     });
   } else {
     server = http.createServer(http1Options, handler);
-    const [http1Connection] = server.listeners('connection') as ((socket: Socket) => void)[];
+    http1Connection = (server.listeners('connection') as ((socket: Socket) => void)[])[0]!;
     server.removeAllListeners('connection');
     server.on('connection', (socket: Socket) =>
       sniff(socket, headersTimeout, (isH2) => {
         if (isH2) h2.emit('connection', socket);
         else {
-          http1Connection!.call(server, socket);
+          http1Connection.call(server, socket);
           // The bytes read to decide were put back; let Node's parser have them.
           socket.resume();
         }
       }),
     );
   }
-  if (options.upgrade !== undefined) server.on('upgrade', options.upgrade);
+  const upgrade = options.upgrade;
+  if (upgrade !== undefined) {
+    server.on('upgrade', (request: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      if (isWebSocket(request)) upgrade(request, socket, head);
+      else {
+        socket.unshift(Buffer.concat([withoutUpgrade(request), head]));
+        http1Connection.call(server, socket);
+        socket.resume();
+      }
+    });
+  }
   // Every TCP connection, whatever it turned out to speak (or before it said anything): what is
   // left of them when the grace period ends is cut.
   const sockets = new Set<Socket>();
@@ -190,6 +207,42 @@ export async function listen(options: Options): Promise<Listener> {
     return closed;
   };
   return { address, url, close };
+}
+
+/**
+ * Whether an upgrade request asks for WebSocket.
+ *
+ * @example
+ * isWebSocket(request); // true for `Upgrade: websocket`
+ */
+function isWebSocket(request: http.IncomingMessage): boolean {
+  return (request.headers.upgrade ?? '').split(',').some((p) => p.trim().toLowerCase() === 'websocket');
+}
+
+/**
+ * The head of an upgrade request written again without `Upgrade` and without the `upgrade` token of
+ * `Connection`, for Node's parser to read as an ordinary request (its body and any later requests
+ * follow it on the connection). Names, values and order stay as received.
+ */
+function withoutUpgrade(request: http.IncomingMessage): Buffer {
+  let head = `${request.method} ${request.url} HTTP/${request.httpVersion}\r\n`;
+  const raw = request.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    let value = raw[i + 1]!;
+    if (name.toLowerCase() === 'upgrade') continue;
+    if (name.toLowerCase() === 'connection') {
+      value = value
+        .split(',')
+        .map((token) => token.trim())
+        .filter((token) => token !== '' && token.toLowerCase() !== 'upgrade')
+        .join(', ');
+      if (value === '') continue;
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  // Node reads header bytes as latin1; written back the same way, every byte is what the client sent.
+  return Buffer.from(`${head}\r\n`, 'latin1');
 }
 
 /**

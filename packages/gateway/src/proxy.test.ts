@@ -3,7 +3,7 @@ import { Credential, Macaroon } from 'l402';
 import { describe, expect, it } from 'vitest';
 import * as Config from './Config.js';
 import { ipList } from './internal/ip.js';
-import { downstreamHeaders, upstreamHeaders } from './proxy.js';
+import { downstreamHeaders, failure, grpcStatus, isGrpc, upstreamHeaders } from './proxy.js';
 
 const { config } = Config.parse(
   `
@@ -97,6 +97,27 @@ describe('upstreamHeaders', () => {
     expect(headers.macaroon).toBe('abcd');
   });
 
+  it('asks the backend for the upgrade it relays, keeping Sec-WebSocket-* and nothing else hop-by-hop', () => {
+    const headers = upstreamHeaders({
+      ...context,
+      upgrade: 'websocket',
+      rawHeaders: raw(
+        ['Connection', 'Upgrade, X-Hop'],
+        ['Upgrade', 'websocket'],
+        ['X-Hop', 'private'],
+        ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='],
+        ['Sec-WebSocket-Version', '13'],
+        ['Sec-WebSocket-Protocol', 'chat'],
+      ),
+    });
+    expect(headers.connection).toBe('upgrade');
+    expect(headers.upgrade).toBe('websocket');
+    expect(headers['x-hop']).toBeUndefined();
+    expect(headers['sec-websocket-key']).toBe('dGhlIHNhbXBsZSBub25jZQ==');
+    expect(headers['sec-websocket-version']).toBe('13');
+    expect(headers['sec-websocket-protocol']).toBe('chat');
+  });
+
   it('replaces X-Forwarded-* from untrusted peers and extends them from trusted ones', () => {
     const rawHeaders = raw(
       ['X-Forwarded-For', '198.51.100.1'],
@@ -138,5 +159,36 @@ describe('downstreamHeaders', () => {
       'access-control-allow-headers':
         'Content-Type, Authorization, Grpc-Metadata-macaroon, WWW-Authenticate, Payment-Receipt',
     });
+  });
+});
+
+describe("the gateway's own answers", () => {
+  it('are plain text for HTTP clients and HTTP 200 with a mapped grpc-status for gRPC clients', () => {
+    expect(failure(502, 'upstream unavailable', false)).toEqual({
+      status: 502,
+      headers: [
+        ['content-type', 'text/plain; charset=utf-8'],
+        ['x-content-type-options', 'nosniff'],
+      ],
+      body: 'upstream unavailable\n',
+    });
+    expect(failure(404, 'not found', true, { 'x-extra': '1' })).toEqual({
+      status: 200,
+      headers: [
+        ['x-extra', '1'],
+        ['content-type', 'application/grpc'],
+        ['grpc-status', '12'],
+        ['grpc-message', 'not found'],
+      ],
+      body: '',
+    });
+    expect([400, 403, 413, 500, 502, 503, 504, 418].map(grpcStatus)).toEqual([13, 7, 8, 13, 14, 14, 14, 2]);
+  });
+
+  it('take gRPC and grpc-web content types for gRPC clients', () => {
+    expect(isGrpc({ 'content-type': 'application/grpc' })).toBe(true);
+    expect(isGrpc({ 'content-type': 'application/grpc-web+proto' })).toBe(true);
+    expect(isGrpc({ 'content-type': 'application/json' })).toBe(false);
+    expect(isGrpc({})).toBe(false);
   });
 });

@@ -22,8 +22,16 @@
  * rather than letting a truncated body look complete. Upstream bodies idle for `writetimeout` are
  * abandoned (Aperture's rolling write deadline).
  *
- * The exchange is one `forward(request, response, target)` call, so other paths (gRPC over HTTP/2,
- * WebSocket upgrades) can sit beside it and reuse {@link upstreamHeaders}.
+ * The exchange is one `forward(request, response, target)` call; gRPC calls over HTTP/2 (`grpc.ts`)
+ * and WebSocket upgrades (`upgrade.ts`) sit beside it and share {@link upstreamHeaders},
+ * {@link downstreamHeaders}, the gateway's own answers ({@link failure}, {@link send}) and the
+ * service's TLS trust ({@link trustOf}).
+ *
+ * The gateway's own answers (400, 403, 404, 413, 502, 504, …) are plain text, except to gRPC clients
+ * (`content-type: application/grpc…`), which get what they can read: HTTP 200 with the status in
+ * `grpc-status` (gRPC's HTTP-to-gRPC mapping: 502, 503 and 504 are 14 UNAVAILABLE, 404 is 12
+ * UNIMPLEMENTED, 403 is 7 PERMISSION_DENIED; 413 is 8 RESOURCE_EXHAUSTED) and the message in
+ * `grpc-message`, sent trailers-only over HTTP/2.
  *
  * @example
  * const proxy = ReverseProxy.create({ services: config.services, limits: config.limits, writetimeout: 30_000, trusted, log });
@@ -119,6 +127,12 @@ export interface HeaderContext {
   readonly credential: Credential.Credential | undefined;
   readonly service: Service;
   readonly trusted: IpList;
+  /**
+   * The protocol of an upgrade the gateway relays (`websocket`): `Upgrade` and `Connection: upgrade`
+   * are hop-by-hop, so the request loses them with the rest, and the gateway asks the backend for
+   * the same upgrade on its own connection.
+   */
+  readonly upgrade?: string;
 }
 
 /**
@@ -174,6 +188,10 @@ export function upstreamHeaders(context: HeaderContext): Record<string, string |
     headers.authorization = Authority.forwardedAuthorization(context.credential);
   }
   headers.host = formatHostPort(context.service.address);
+  if (context.upgrade !== undefined) {
+    headers.connection = 'upgrade';
+    headers.upgrade = context.upgrade;
+  }
   for (const [name, value] of Object.entries(context.service.headers)) headers[name] = value;
   return headers;
 }
@@ -222,12 +240,17 @@ export function downstreamHeaders(
 }
 
 /** The request body went over `limits.maxbodybytes`. */
-class BodyTooLarge extends Error {
+export class BodyTooLarge extends Error {
   override name = 'BodyTooLarge';
 }
 
-/** Passes a body through, failing once it exceeds `max` bytes. */
-function limited(max: number): Transform {
+/**
+ * Passes a body through, failing with {@link BodyTooLarge} once it exceeds `max` bytes.
+ *
+ * @example
+ * request.pipe(limited(1_000_000)).pipe(upstream);
+ */
+export function limited(max: number): Transform {
   let seen = 0;
   return new Transform({
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
@@ -248,15 +271,120 @@ function hasBody(request: Request): boolean {
 
 const UPSTREAM_TIMEOUT = new Set(['UND_ERR_HEADERS_TIMEOUT']);
 
-/** Why an exchange failed, as the code of the error or of its cause. */
-function codeOf(error: unknown): string {
+/**
+ * Why an exchange failed, as the code of the error or of its cause (for the log).
+ *
+ * @example
+ * codeOf(new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } })); // 'ECONNREFUSED'
+ */
+export function codeOf(error: unknown): string {
   const e = error as { code?: unknown; cause?: { code?: unknown } } | undefined;
   const code = e?.code ?? e?.cause?.code;
   return typeof code === 'string' ? code : error instanceof Error ? error.name : 'unknown';
 }
 
+/** An answer the gateway gives instead of the backend's: its own, or the Authority's decision. */
+export interface Reply {
+  readonly status: number;
+  /** Repeated names are separate fields (the two `WWW-Authenticate` challenges). */
+  readonly headers: readonly Authority.Header[];
+  readonly body: string;
+}
+
 /**
- * Writes a short plain-text answer of the gateway's own, if nothing was sent yet.
+ * Whether a request comes from a gRPC client (gRPC over HTTP/2, or grpc-web), which reads the outcome
+ * of a call from `grpc-status`, never from the HTTP status. The Authority tells them apart the same way.
+ *
+ * @example
+ * isGrpc({ 'content-type': 'application/grpc+proto' }); // true
+ */
+export function isGrpc(headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
+  const type = headers['content-type'];
+  return typeof type === 'string' && type.toLowerCase().startsWith('application/grpc');
+}
+
+/** gRPC's HTTP-to-gRPC status mapping (`doc/http-grpc-status-mapping.md`), plus 413 and 500. */
+const GRPC_STATUS: Readonly<Record<number, number>> = {
+  400: 13,
+  401: 16,
+  403: 7,
+  404: 12,
+  413: 8,
+  429: 14,
+  500: 13,
+  502: 14,
+  503: 14,
+  504: 14,
+};
+
+/**
+ * The gRPC status code a client of the gateway gets for one of its HTTP statuses; 2 UNKNOWN for any other.
+ *
+ * @example
+ * grpcStatus(502); // 14 (UNAVAILABLE)
+ */
+export function grpcStatus(httpStatus: number): number {
+  return GRPC_STATUS[httpStatus] ?? 2;
+}
+
+/**
+ * A short answer of the gateway's own: plain text, or for a gRPC client HTTP 200 carrying the mapped
+ * `grpc-status` and the message in `grpc-message`, without a body.
+ *
+ * @example
+ * failure(502, 'upstream unavailable', false); // { status: 502, body: 'upstream unavailable\n', … }
+ * failure(502, 'upstream unavailable', true);  // { status: 200, headers: [['grpc-status', '14'], …], body: '' }
+ */
+export function failure(
+  status: number,
+  message: string,
+  grpc: boolean,
+  headers: Readonly<Record<string, string>> = {},
+): Reply {
+  const extra = Object.entries(headers);
+  if (grpc) {
+    return {
+      status: 200,
+      headers: [
+        ...extra,
+        ['content-type', 'application/grpc'],
+        ['grpc-status', String(grpcStatus(status))],
+        ['grpc-message', message],
+      ],
+      body: '',
+    };
+  }
+  return {
+    status,
+    headers: [...extra, ['content-type', 'text/plain; charset=utf-8'], ['x-content-type-options', 'nosniff']],
+    body: `${message}\n`,
+  };
+}
+
+/**
+ * Writes a reply, if nothing was sent yet. One without a body goes out as a single HEADERS frame
+ * that ends the stream over HTTP/2: for a gRPC client that is a trailers-only response, the only
+ * place it reads a status from when no message comes (headers followed by an empty DATA frame would
+ * be read as metadata and then "call ended without gRPC status").
+ *
+ * @example
+ * send(response, { status: 402, headers: decision.headers, body: decision.body });
+ */
+export function send(response: Response, reply: Reply): void {
+  if (response.headersSent || response.destroyed) return;
+  const grouped = new Map<string, string[]>();
+  for (const [name, value] of reply.headers) grouped.set(name, [...(grouped.get(name) ?? []), value]);
+  for (const [name, values] of grouped) response.setHeader(name, values.length === 1 ? values[0]! : values);
+  response.setHeader('content-length', Buffer.byteLength(reply.body));
+  response.statusCode = reply.status;
+  // `end('')` would send the headers first and end the stream with an empty DATA frame.
+  if (reply.body === '') response.end();
+  else response.end(reply.body);
+}
+
+/**
+ * Writes a short answer of the gateway's own ({@link failure}, shaped for the request's client), if
+ * nothing was sent yet.
  *
  * @example
  * answer(response, 502, 'upstream unavailable'); // 502, "upstream unavailable\n", text/plain
@@ -266,15 +394,28 @@ export function answer(
   status: number,
   message: string,
   headers: Record<string, string> = {},
-) {
-  if (response.headersSent || response.destroyed) return;
-  const body = `${message}\n`;
-  for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
-  response.setHeader('content-type', 'text/plain; charset=utf-8');
-  response.setHeader('x-content-type-options', 'nosniff');
-  response.setHeader('content-length', Buffer.byteLength(body));
-  response.writeHead(status);
-  response.end(body);
+): void {
+  send(response, failure(status, message, isGrpc(response.req.headers), headers));
+}
+
+/**
+ * The CAs a service's `https` backend is verified against: the system's plus its `tlscertpath`;
+ * `undefined` (the system's alone) without one.
+ *
+ * @example
+ * https.request({ host, port, ca: trustOf(service) });
+ */
+export function trustOf(service: Service): string[] | undefined {
+  if (service.protocol !== 'https' || service.tlscertpath === undefined) return undefined;
+  try {
+    return [...rootCertificates, readFileSync(service.tlscertpath, 'utf8')];
+  } catch (error) {
+    throw new StartError(
+      'L402_GATEWAY_UPSTREAM',
+      `cannot read the CA ${service.tlscertpath} of service ${service.name} (${codeOf(error)})`,
+      { cause: error },
+    );
+  }
 }
 
 /** Resolves once the response can take more data, or has closed. */
@@ -300,18 +441,7 @@ export function create(options: Options): ReverseProxy {
   const { limits, log } = options;
   const pools = new Map<Service, Pool>();
   for (const service of options.services) {
-    let ca: string[] | undefined;
-    if (service.protocol === 'https' && service.tlscertpath !== undefined) {
-      try {
-        ca = [...rootCertificates, readFileSync(service.tlscertpath, 'utf8')];
-      } catch (error) {
-        throw new StartError(
-          'L402_GATEWAY_UPSTREAM',
-          `cannot read the CA ${service.tlscertpath} of service ${service.name} (${codeOf(error)})`,
-          { cause: error },
-        );
-      }
-    }
+    const ca = trustOf(service);
     const origin = `${service.protocol}://${formatHostPort(service.address)}`;
     pools.set(
       service,
