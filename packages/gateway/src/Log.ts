@@ -47,8 +47,19 @@ const RANK: Readonly<Record<LogLevel, number>> = {
 
 const SECRET_FIELD = /authorization|macaroon|preimage|rune|password|secret|masterkey|uri$/i;
 
+/** Field names are few and fixed: decide once per name (bounded, in case a caller invents names). */
+const secretNames = new Map<string, boolean>();
+function isSecret(name: string): boolean {
+  let secret = secretNames.get(name);
+  if (secret === undefined) {
+    secret = SECRET_FIELD.test(name);
+    if (secretNames.size < 1024) secretNames.set(name, secret);
+  }
+  return secret;
+}
+
 function fieldValue(name: string, value: unknown): unknown {
-  if (SECRET_FIELD.test(name)) return '[redacted]';
+  if (isSecret(name)) return '[redacted]';
   if (value instanceof Error) return value.message;
   if (typeof value === 'bigint') return value.toString();
   return value;
@@ -64,11 +75,22 @@ function fieldValue(name: string, value: unknown): unknown {
 export function create(options: Options): Logger {
   const threshold = RANK[options.level ?? 'info'];
   const now = options.now ?? Date.now;
+  // Under load many lines share a millisecond; format its timestamp once.
+  let lastMs = Number.NaN;
+  let lastIso = '';
+  const time = () => {
+    const ms = now();
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastIso = new Date(ms).toISOString();
+    }
+    return lastIso;
+  };
   const at =
     (level: 'debug' | 'info' | 'warn' | 'error') =>
     (message: string, fields: Fields = {}): void => {
       if (RANK[level] < threshold) return;
-      const entry: Record<string, unknown> = { time: new Date(now()).toISOString(), level, msg: message };
+      const entry: Record<string, unknown> = { time: time(), level, msg: message };
       for (const [name, value] of Object.entries(fields)) entry[name] = fieldValue(name, value);
       options.write(`${JSON.stringify(entry)}\n`);
     };

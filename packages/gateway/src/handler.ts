@@ -173,8 +173,11 @@ export function create(options: Options): Handler {
     const target = router.match({ host, path: resolved.decoded });
     if (target === undefined) return refuse(404, 'not found: no service matches this request', CORS);
     const { service } = target;
-    const credential = presented(request);
+    // Paid routes: the Authority parses (or recalls) the credential. Only open and freebie routes read
+    // it here, to forward it and to spend freebies on credential-less requests only.
+    const credential = target.access === 'paid' ? undefined : presented(request);
     let forwarded = credential === 'malformed' ? undefined : credential;
+    let authorization: readonly string[] | undefined;
     let headers: readonly Authority.Header[] = [];
     const freebie =
       target.access === 'freebie' &&
@@ -201,6 +204,7 @@ export function create(options: Options): Handler {
         };
       }
       forwarded = decision.token?.credential ?? forwarded;
+      authorization = decision.token?.forwardedAuthorization;
       headers = decision.headers;
     }
     return {
@@ -209,6 +213,7 @@ export function create(options: Options): Handler {
         service,
         path: resolved.forward,
         credential: forwarded,
+        authorization,
         encrypted: options.encrypted,
         headers,
       },

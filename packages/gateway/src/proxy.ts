@@ -74,6 +74,8 @@ export interface Target {
   readonly path: string;
   /** The credential the request carried, if any: forwarded as Aperture's `LSAT` + `L402` pair. */
   readonly credential: Credential.Credential | undefined;
+  /** That pair already formatted (the Authority keeps it with a verified token), to skip re-encoding. */
+  readonly authorization?: readonly string[] | undefined;
   /** Whether the client reached the gateway over TLS (`X-Forwarded-Proto`). */
   readonly encrypted: boolean;
   /** Headers the Authority's "pass" decision adds to the response, set over the backend's. */
@@ -125,6 +127,8 @@ export interface HeaderContext {
   /** The `Host` (HTTP/1.1) or `:authority` (HTTP/2) the client asked for. */
   readonly host: string;
   readonly credential: Credential.Credential | undefined;
+  /** The forwarded `Authorization` values, when already formatted. */
+  readonly authorization?: readonly string[] | undefined;
   readonly service: Service;
   readonly trusted: IpList;
   /**
@@ -184,7 +188,8 @@ export function upstreamHeaders(context: HeaderContext): Record<string, string |
     (trusted ? single('x-forwarded-proto') : undefined) ?? (context.encrypted ? 'https' : 'http');
   headers['x-forwarded-host'] = (trusted ? single('x-forwarded-host') : undefined) ?? context.host;
 
-  if (context.credential !== undefined) {
+  if (context.authorization !== undefined) headers.authorization = [...context.authorization];
+  else if (context.credential !== undefined) {
     headers.authorization = Authority.forwardedAuthorization(context.credential);
   }
   headers.host = formatHostPort(context.service.address);
@@ -481,6 +486,7 @@ export function create(options: Options): ReverseProxy {
           encrypted: target.encrypted,
           host: request.headers.host ?? (request.headers[':authority'] as string | undefined) ?? '',
           credential: target.credential,
+          authorization: target.authorization,
           service,
           trusted: options.trusted,
         }),
@@ -513,9 +519,10 @@ export function create(options: Options): ReverseProxy {
       }
       for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
       response.writeHead(upstream.statusCode);
-      // Headers go out now, not with the first chunk: a stream that starts slowly is still seen to start.
-      // (Http2ServerResponse has flushHeaders too; @types/node 20 leaves it out.)
-      (response as ServerResponse).flushHeaders();
+      // A body of unknown length (SSE, chunked streams) may start slowly: send the headers now so the
+      // client sees the response begin. With a content-length they go out with the first chunk, which
+      // saves a write per response. (Http2ServerResponse has flushHeaders too; @types/node 20 lacks it.)
+      if (upstream.headers['content-length'] === undefined) (response as ServerResponse).flushHeaders();
       const sink = response as NodeJS.WritableStream;
       for await (const chunk of upstream.body) {
         if (!sink.write(chunk as Uint8Array)) await drained(response);

@@ -83,6 +83,8 @@ export interface TokenInfo {
   readonly caveats: readonly string[];
   /** The credential as presented, for forwarding upstream. */
   readonly credential: Credential.Credential;
+  /** {@link forwardedAuthorization} of the credential, formatted once per verified token. */
+  readonly forwardedAuthorization: readonly string[];
 }
 
 export type Header = readonly [name: string, value: string];
@@ -147,6 +149,8 @@ interface Verified {
   readonly paymentHash: string;
   readonly caveats: readonly string[];
   readonly credential: Credential.Credential;
+  /** Formatted on first use and kept: proxies forward it on every request. */
+  forwarded?: readonly string[];
 }
 
 const isGrpc = (headers: Credential.HeaderSource): boolean => {
@@ -343,7 +347,9 @@ export class Authority {
   }
 
   private info(v: Verified, service: string): TokenInfo {
+    v.forwarded ??= forwardedAuthorization(v.credential);
     return {
+      forwardedAuthorization: v.forwarded,
       tokenId: v.tokenId,
       paymentHash: v.paymentHash,
       preimage: toHex(v.credential.preimage),
