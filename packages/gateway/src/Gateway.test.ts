@@ -624,8 +624,17 @@ postgres:
       const two = await start(yaml(pg));
       expect(one.store).toBe(`postgres ${url.hostname}:${url.port || 5432}/${dbname}`);
       const bought = await pay(await send(`${one.url}/api/items`));
-      const paid = await send(`${two.url}/api/items`, { headers: { authorization: bought.authorization } });
+      const headers = { authorization: bought.authorization };
+      const paid = await send(`${two.url}/api/items`, { headers });
       expect(paid.status).toBe(200);
+      expect((await send(`${one.url}/api/items`, { headers })).status).toBe(200);
+      // A revocation on one instance holds on both: at once on `two`, within a second on `one`.
+      const { Credential, Identifier } = await import('l402');
+      const { macaroon } = Credential.parse(bought.authorization)!;
+      expect(await two.revoke(Identifier.decode(macaroon.identifier).tokenId)).toBe(true);
+      expect((await send(`${two.url}/api/items`, { headers })).status).toBe(402);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect((await send(`${one.url}/api/items`, { headers })).status).toBe(402);
       await Promise.all([one.close(), two.close()]);
     } finally {
       await admin.unsafe(`DROP DATABASE IF EXISTS ${dbname} WITH (FORCE)`);

@@ -77,6 +77,11 @@ export interface Gateway {
   /** The Lightning backend, for people: `devnet (in this process)`, `lnd https://…`, or a URI's wallet kind. */
   readonly lightning: string;
   readonly devnet: DevnetInUse | undefined;
+  /**
+   * Revokes a token by its id: refused here at once, and by every other instance on the same store
+   * within the Authority's revocation poll (500 ms). False when the token is unknown.
+   */
+  revoke(tokenId: Uint8Array): Promise<boolean>;
   /** Graceful shutdown; resolves when everything is closed. Calling it again waits for the first call. */
   close(options?: { readonly graceMs?: number }): Promise<void>;
 }
@@ -196,6 +201,10 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       store: storeText,
       lightning: wallet.description,
       devnet: wallet.devnet,
+      async revoke(tokenId) {
+        if (authority !== undefined) return authority.revoke({ tokenId });
+        return store.revoke({ tokenId });
+      },
       close(closeOptions = {}) {
         graceMs = closeOptions.graceMs ?? DEFAULT_GRACE_MS;
         closing ??= unwind().then(() => log.info('stopped'));
