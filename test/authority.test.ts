@@ -113,9 +113,12 @@ describe('Authority', () => {
       '402 L402_BAD_PREIMAGE',
     );
     expect(await ask({ authorization }, { ...route, service: 'maps' })).toBe('402 L402_SERVICE_NOT_ALLOWED');
-    expect(await ask({ authorization }, { ...route, requires: { capabilities: ['write'] } })).toBe(
-      '402 L402_CAPABILITY_NOT_ALLOWED',
-    );
+    expect(
+      await ask(
+        { authorization },
+        { ...route, capabilities: ['read', 'write'], requires: { capabilities: ['write'] } },
+      ),
+    ).toBe('402 L402_CAPABILITY_NOT_ALLOWED');
     const { preimage } = Credential.parse(authorization)!;
     const narrowed = Credential.format({
       macaroon: Macaroon.addFirstPartyCaveat(macaroon, 'weather_capabilities='),
@@ -251,4 +254,57 @@ describe('Authority', () => {
     expect(header(grpc, 'www-authenticate')).toHaveLength(2);
     authority.close();
   });
+
+  it('never sells a token that could not work: an expired constraint is a 500, with no invoice and nothing minted', async () => {
+    const store = Memory.create();
+    const authority = await Authority.create({ backend: merchant, store });
+    for (const constraints of [{ valid_until: '1682483169' }, { valid_until: '2020-01-01' }]) {
+      const d = await authority.authorize(
+        { method: 'GET', url: '/', headers: {} },
+        { ...route, constraints },
+      );
+      expect(d.kind === 'respond' && [d.status, d.reason]).toEqual([500, 'misconfigured']);
+    }
+    const unreachable = await authority.authorize(
+      { method: 'GET', url: '/', headers: {} },
+      { ...route, requires: { capabilities: ['admin'] } },
+    );
+    expect(unreachable.kind === 'respond' && unreachable.reason).toBe('misconfigured');
+    expect(await store.transactions()).toEqual([]);
+    authority.close();
+  });
+
+  it('enforces constraint caveats: numeric limits bound the request and may only decrease', async () => {
+    const store = Memory.create();
+    const authority = await Authority.create({ backend: merchant, store });
+    const limited: Authority.Route = {
+      ...route,
+      constraints: { max_items: '10', region: 'eu' },
+      requires: {
+        values: (r) => ({ max_items: Number(new URL(r.url, 'http://x').searchParams.get('n') ?? 1) }),
+      },
+    };
+    const { macaroon, preimage, authorization } = await buy(authority, limited, '/items?n=1');
+    const ask = async (url: string, auth = authorization) =>
+      (await authority.authorize({ method: 'GET', url, headers: { authorization: auth } }, limited)).kind;
+    expect(await ask('/items?n=10')).toBe('pass');
+    expect(await ask('/items?n=11')).toBe('respond');
+    const widened = Credential.format({
+      macaroon: Macaroon.addFirstPartyCaveat(macaroon, 'max_items=50'),
+      preimage,
+    });
+    expect(await ask('/items?n=5', widened)).toBe('respond');
+    const moved = Credential.format({
+      macaroon: Macaroon.addFirstPartyCaveat(macaroon, 'region=us'),
+      preimage,
+    });
+    expect(await ask('/items?n=5', moved)).toBe('respond');
+    const narrowed = Credential.format({
+      macaroon: Macaroon.addFirstPartyCaveat(macaroon, 'max_items=3'),
+      preimage,
+    });
+    expect(await ask('/items?n=3', narrowed)).toBe('pass');
+    expect(await ask('/items?n=4', narrowed)).toBe('respond');
+    authority.close();
+  }, 30_000);
 });

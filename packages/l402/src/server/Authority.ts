@@ -189,6 +189,8 @@ export class Authority {
   private readonly now: () => number;
   private readonly keys: Keys;
   private readonly satisfiers: readonly Caveat.Satisfier[];
+  /** Per route: the satisfiers plus one for each of its constraint keys nobody else understands. */
+  private readonly routeSatisfiers = new WeakMap<Route, readonly Caveat.Satisfier[]>();
 
   private constructor(private readonly options: Options) {
     this.now = options.now ?? Date.now;
@@ -276,7 +278,12 @@ export class Authority {
     }
   }
 
-  private context(request: RequestView, route: Route, service: string, preimage: string): Caveat.Context {
+  private context(
+    request: RequestView,
+    route: Route,
+    service: string,
+    preimage: string | undefined,
+  ): Caveat.Context {
     return {
       service,
       tier: route.requires?.tier,
@@ -294,7 +301,11 @@ export class Authority {
     const cached = this.verified.get(raw);
     if (cached !== undefined && !this.revoked.has(cached.idHash)) {
       const preimage = toHex(cached.credential.preimage);
-      Caveat.verify(cached.caveats, this.context(request, route, service, preimage), this.caveatOptions());
+      Caveat.verify(
+        cached.caveats,
+        this.context(request, route, service, preimage),
+        this.caveatOptions(route),
+      );
       return cached;
     }
     const credential = Credential.fromHeaders(request.headers);
@@ -313,7 +324,7 @@ export class Authority {
       rootKey,
       preimage,
       context: this.context(request, route, service, toHex(preimage)),
-      ...this.caveatOptions(),
+      ...this.caveatOptions(route),
     });
     const verified: Verified = {
       idHash,
@@ -330,8 +341,22 @@ export class Authority {
     return verified;
   }
 
-  private caveatOptions(): Caveat.VerifyOptions {
-    return { satisfiers: this.satisfiers, strict: this.options.strict ?? false };
+  /**
+   * Constraint caveats are enforced, not just minted: a numeric constraint may only decrease (and
+   * bounds the request's value for that key, when the route supplies one); any other must stay equal.
+   */
+  private caveatOptions(route: Route): Caveat.VerifyOptions {
+    let satisfiers = this.routeSatisfiers.get(route);
+    if (satisfiers === undefined) {
+      const extra = Object.entries(route.constraints ?? {})
+        .filter(([key]) => !this.satisfiers.some((s) => s.matches(key)))
+        .map(([key, value]) =>
+          Caveat.constraint(key, /^-?\d+(\.\d+)?$/.test(value) ? 'decreasing' : 'equal'),
+        );
+      satisfiers = extra.length === 0 ? this.satisfiers : [...this.satisfiers, ...extra];
+      this.routeSatisfiers.set(route, satisfiers);
+    }
+    return { satisfiers, strict: this.options.strict ?? false };
   }
 
   private async rootKey(idHash: string, identifier: Identifier.Identifier): Promise<Uint8Array> {
@@ -379,6 +404,23 @@ export class Authority {
     }
     if (price === 0) return { kind: 'pass', token: undefined, headers: [] };
 
+    // Never sell a token that could not work: the caveats a fresh token would carry must grant this very
+    // request (a constraint already expired, say, is a configuration error, not something to charge for).
+    const mintedAt = Math.floor(this.now() / 1000);
+    const caveats = [Caveat.services([{ name: service, tier: route.tier ?? 0 }])];
+    caveats.push(Caveat.capabilities(service, route.capabilities ?? []));
+    try {
+      for (const [k, v] of Object.entries(route.constraints ?? {})) caveats.push(Caveat.format(k, v));
+      if (route.timeout !== undefined && route.timeout > 0) {
+        caveats.push(Caveat.validUntil(service, mintedAt + route.timeout));
+      }
+      Caveat.verify(caveats, this.context(request, route, service, undefined), this.caveatOptions(route));
+    } catch (error) {
+      this.options.onError?.(error, 'misconfigured');
+      const why = error instanceof L402Error ? `: ${error.message}` : '';
+      return this.fail(500, `service ${route.service} is misconfigured${why}`, 'misconfigured', grpc);
+    }
+
     const expiry = this.options.invoiceExpirySeconds ?? 3600;
     let invoice: { paymentRequest: string; paymentHash: Uint8Array };
     try {
@@ -400,11 +442,6 @@ export class Authority {
       this.keys.mode === 'derived'
         ? platform.hmacSha256(this.keys.masterKey, tokenId)
         : platform.randomBytes(32);
-    const caveats = [Caveat.services([{ name: service, tier: route.tier ?? 0 }])];
-    caveats.push(Caveat.capabilities(service, route.capabilities ?? []));
-    for (const [k, v] of Object.entries(route.constraints ?? {})) caveats.push(Caveat.format(k, v));
-    if (route.timeout !== undefined && route.timeout > 0)
-      caveats.push(Caveat.validUntil(service, now + route.timeout));
     const { macaroon, identifier } = Token.mint({
       rootKey,
       paymentHash: invoice.paymentHash,
