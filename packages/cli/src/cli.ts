@@ -77,3 +77,21 @@ export function unixSeconds(text: string, option: string): number {
 export function repeatable(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
+
+/**
+ * Resolves on the first SIGINT or SIGTERM: how long-running commands (`devnet`, `gateway`) wait to stop.
+ *
+ * @example
+ * const signal = await untilSignal(); // 'SIGTERM'
+ */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}

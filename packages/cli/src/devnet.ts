@@ -6,7 +6,7 @@
  */
 import { Devnet } from '@l402/devnet';
 import type { Command } from 'commander';
-import { type Run, UsageError } from './cli.js';
+import { type Run, UsageError, untilSignal } from './cli.js';
 
 /** Node names for `--nodes N`: the merchant first, then the payer, then numbered nodes. */
 export function nodeNames(count: number): string[] {
@@ -32,19 +32,6 @@ function describe(doc: Devnet.Document, file: string | undefined): string {
   }
   lines.push('', 'Ctrl-C stops it.');
   return `${lines.join('\n')}\n`;
-}
-
-/** Resolves on the first SIGINT or SIGTERM. */
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve(signal);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
 }
 
 /**

@@ -16,7 +16,7 @@ import { Devnet } from '@l402/devnet';
 import { Config, Demo, Gateway, Errors as GatewayErrors, Log } from '@l402/gateway';
 import type { Command } from 'commander';
 import { Errors } from 'l402';
-import { type Run, UsageError } from './cli.js';
+import { type Run, UsageError, untilSignal } from './cli.js';
 
 interface Options {
   readonly config?: string;
@@ -33,19 +33,6 @@ function hostPort(text: string): Config.HostPort {
     throw new UsageError(`--listen must be host:port (port 0 for any free port), got "${text}"`);
   }
   return { host: m[1] ?? m[2] ?? '', port };
-}
-
-/** Resolves on the first SIGINT or SIGTERM. */
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve(signal);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
 }
 
 /** Config and start failures are the user's to fix: one line and exit 2, never a stack trace. */
