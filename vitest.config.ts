@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^l402\/lightning$/, replacement: `${src('l402')}lightning/index.ts` },
       { find: /^l402\/stores\/(.*)$/, replacement: `${src('l402')}server/stores/$1.ts` },
       { find: /^l402\/server$/, replacement: `${src('l402')}server/index.ts` },
+      { find: /^l402\/(node|express|fastify|hono)$/, replacement: `${src('l402')}server/adapters/$1.ts` },
       { find: /^@l402\/devnet$/, replacement: `${src('devnet')}index.ts` },
       { find: /^@l402\/gateway$/, replacement: `${src('gateway')}index.ts` },
       { find: /^#platform$/, replacement: `${src('l402')}internal/platform.node.ts` },

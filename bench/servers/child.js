@@ -1,7 +1,7 @@
 /**
- * What every benchmark server does as a child of gateway.bench.js: tell the parent where it listens
- * (over the IPC channel `fork` opens), tell it the CPU time used so far when asked, stop cleanly on
- * SIGTERM, and never outlive the parent.
+ * What every benchmark server does as a child of a server bench (gateway, middleware): tell the parent
+ * where it listens (over the IPC channel `fork` opens), tell it the CPU time used so far when asked,
+ * stop cleanly on SIGTERM, and never outlive the parent.
  */
 
 /** Until {@link serve} takes over, a parent that goes away (even mid-start) ends this process at once. */

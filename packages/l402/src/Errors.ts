@@ -31,7 +31,8 @@ export type Code =
   | 'L402_INVOICE_SIGNATURE'
   | 'L402_INVOICE_NETWORK'
   | BackendCode
-  | StoreCode;
+  | StoreCode
+  | 'L402_MIDDLEWARE_CONFIG';
 
 /** Base class of every l402 error. */
 export class L402Error extends Error {
@@ -171,5 +172,23 @@ export class StoreError extends L402Error {
   constructor(code: StoreCode, store: string, message: string, options?: { cause?: unknown }) {
     super(code, `${store}: ${message}`, options);
     this.store = store;
+  }
+}
+
+/**
+ * Middleware options (`l402/node`, `l402/express`, `l402/fastify`, `l402/hono`) that cannot work: a
+ * negative or fractional price, a backend that is neither a wallet URI, a `Backend` nor `'devnet'`, no
+ * master key, a route demanding a capability it never sells, or no devnet running for `'devnet'`. Thrown
+ * when the options are given (or, for the devnet, when the middleware first needs it), never per request.
+ *
+ * @example
+ * try { l402({ backend: 'devnet' }) } catch (e) {
+ *   if (e instanceof Errors.MiddlewareError) console.error(e.message); // "… set L402_MASTER_KEY …"
+ * }
+ */
+export class MiddlewareError extends L402Error {
+  override name = 'MiddlewareError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('L402_MIDDLEWARE_CONFIG', message, options);
   }
 }

@@ -13,3 +13,4 @@ export * as Lnd from './lnd.js';
 export * as Nostr from './nostr.js';
 export * as Nwc from './nwc.js';
 export * as Phoenixd from './phoenixd.js';
+export { type WalletKind, walletKind } from './schemes.js';

@@ -149,8 +149,12 @@ interface Verified {
   readonly paymentHash: string;
   readonly caveats: readonly string[];
   readonly credential: Credential.Credential;
+  /** Hex, for the preimage caveat check and the handler: made once, not per request. */
+  readonly preimage: string;
   /** Formatted on first use and kept: proxies forward it on every request. */
   forwarded?: readonly string[];
+  /** What the last request saw, kept: a token reused on one service gets the same object every time. */
+  info?: TokenInfo;
 }
 
 const isGrpc = (headers: Credential.HeaderSource): boolean => {
@@ -300,10 +304,9 @@ export class Authority {
     if (raw === undefined) return undefined;
     const cached = this.verified.get(raw);
     if (cached !== undefined && !this.revoked.has(cached.idHash)) {
-      const preimage = toHex(cached.credential.preimage);
       Caveat.verify(
         cached.caveats,
-        this.context(request, route, service, preimage),
+        this.context(request, route, service, cached.preimage),
         this.caveatOptions(route),
       );
       return cached;
@@ -332,6 +335,7 @@ export class Authority {
       paymentHash: toHex(identifier.paymentHash),
       caveats: result.caveats,
       credential,
+      preimage: toHex(preimage),
     };
     this.verified.set(raw, verified);
     // First sight of a paid token: record the settlement (idempotent), off the request's path.
@@ -372,16 +376,18 @@ export class Authority {
   }
 
   private info(v: Verified, service: string): TokenInfo {
+    if (v.info?.service === service) return v.info;
     v.forwarded ??= forwardedAuthorization(v.credential);
-    return {
+    v.info = {
       forwardedAuthorization: v.forwarded,
       tokenId: v.tokenId,
       paymentHash: v.paymentHash,
-      preimage: toHex(v.credential.preimage),
+      preimage: v.preimage,
       service,
       caveats: v.caveats,
       credential: v.credential,
     };
+    return v.info;
   }
 
   private async challenge(

@@ -1,0 +1,58 @@
+/**
+ * L402 on Express 5, against the devnet. In one terminal `npm start` (or `npx l402 devnet`), in another
+ * `node examples/express/server.js`, then buy a request: `node examples/pay.js http://127.0.0.1:3001/paid`.
+ */
+import { randomBytes } from 'node:crypto';
+import express from 'express';
+import { l402 } from 'l402/express';
+
+const paywall = l402({
+  // The devnet's merchant node, found through $L402_HOME/devnet.json (default ~/.l402).
+  backend: 'devnet',
+  // Every token's root key is derived from this one secret, so nothing is stored per token. Set
+  // L402_MASTER_KEY (`openssl rand -hex 32`) for tokens that outlive a restart.
+  masterKey: process.env.L402_MASTER_KEY ?? randomBytes(32),
+});
+// Connect now, so a missing devnet is a clear error at start rather than a 503 on the first request.
+await paywall.ready().catch((error) => {
+  console.error(error.message);
+  process.exit(1);
+});
+
+// One service, two routes: a token is sold with both capabilities; a holder can narrow it to `read`.
+const notes = { service: 'notes', price: 10, capabilities: ['read', 'write'] };
+
+const app = express();
+app.use(express.json());
+app.get('/free', (_req, res) => {
+  res.json({ hello: 'free world' });
+});
+app.get('/paid', paywall.protect({ service: 'paid', price: 21, timeout: 3600 }), (req, res) => {
+  res.json({ hello: 'paid world', token: req.l402 });
+});
+// Dynamic price: this year's report costs more; `pathBound` ties each token to the report it paid for.
+app.get(
+  '/reports/:year',
+  paywall.protect({
+    service: 'reports',
+    pathBound: true,
+    price: (r) => (r.url.endsWith(`/${new Date().getFullYear()}`) ? 50 : 10),
+  }),
+  (req, res) => {
+    res.json({ report: req.params.year, token: req.l402?.tokenId });
+  },
+);
+app.get('/notes', paywall.protect({ ...notes, requires: { capabilities: ['read'] } }), (_req, res) => {
+  res.json({ notes: ['buy milk'] });
+});
+app.post('/notes', paywall.protect({ ...notes, requires: { capabilities: ['write'] } }), (req, res) => {
+  res.status(201).json({ saved: true, by: req.l402?.tokenId });
+});
+
+const port = Number(process.env.PORT ?? 3001);
+const server = app.listen(port, '127.0.0.1', () => {
+  console.log(
+    `Express + l402 on http://127.0.0.1:${server.address().port}: /free, /paid (21 sat), /reports/:year, GET|POST /notes`,
+  );
+});
+process.once('SIGINT', () => server.close(() => paywall.close()));

@@ -1,0 +1,83 @@
+/**
+ * `l402/fastify`: L402 for Fastify 5. `protect(route)` is a `preHandler` hook: an unpaid request gets
+ * the gateway's 402 challenge, a paid one reaches the handler with the verified token in
+ * `request.l402`. Register `paywall.plugin` once to declare that request property (Fastify keeps
+ * request objects one shape) and to close the paywall with the app.
+ *
+ * @example
+ * import Fastify from 'fastify';
+ * import { l402 } from 'l402/fastify';
+ * const paywall = l402({ backend: 'devnet', masterKey: process.env.L402_MASTER_KEY });
+ * const app = Fastify();
+ * await app.register(paywall.plugin);
+ * app.get('/forecast', { preHandler: paywall.protect({ service: 'weather', price: 21 }) }, async (request) => ({
+ *   sunny: true,
+ *   token: request.l402?.tokenId,
+ * }));
+ */
+import type { FastifyPluginCallback, preHandlerAsyncHookHandler } from 'fastify';
+import * as Middleware from '../middleware.js';
+
+export type { L402Info, Options, Route } from '../middleware.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified L402 token, set by `protect` (`undefined` on other routes, or when it cost nothing). */
+    l402: Middleware.L402Info | undefined;
+  }
+}
+
+/**
+ * The `l402/fastify` middleware: `protect` is a `preHandler` hook, `plugin` declares `request.l402`.
+ *
+ * @example
+ * app.get('/x', { preHandler: paywall.protect({ service: 'api', price: 21 }) }, handler);
+ */
+export interface FastifyPaywall extends Omit<Middleware.Paywall, 'protect'> {
+  /** A `preHandler` hook that lets only paid requests (for `route`) reach the handler. */
+  protect(route: Middleware.Route): preHandlerAsyncHookHandler;
+  /** Decorates requests with `l402` and closes the paywall when the app closes; not encapsulated. */
+  readonly plugin: FastifyPluginCallback;
+}
+
+/**
+ * An L402 middleware for Fastify 5: options checked now (throws `Errors.MiddlewareError`), the backend
+ * connected on the first paid request (or `await paywall.ready()`).
+ *
+ * @example
+ * const paywall = l402({ backend: process.env.L402_WALLET!, masterKey: process.env.L402_MASTER_KEY });
+ * app.post('/notes', { preHandler: paywall.protect({ service: 'notes', price: 5 }) }, save);
+ */
+export function l402(options: Middleware.Options): FastifyPaywall {
+  const core = Middleware.create(options);
+  const plugin: FastifyPluginCallback = (app, _options, done) => {
+    if (!app.hasRequestDecorator('l402')) app.decorateRequest('l402', undefined);
+    app.addHook('onClose', () => core.close());
+    done();
+  };
+  // What `fastify-plugin` sets: the decoration belongs to the app registering it, not a child scope.
+  Object.assign(plugin, {
+    [Symbol.for('skip-override')]: true,
+    [Symbol.for('fastify.display-name')]: 'l402',
+  });
+  return {
+    ...core,
+    plugin,
+    protect(route) {
+      const guard = core.protect(route);
+      return async (request, reply) => {
+        const outcome = await guard({
+          method: request.method,
+          url: request.url,
+          headers: request.headers,
+          remoteAddress: request.ip,
+        });
+        if (outcome.kind === 'respond') {
+          return reply.code(outcome.status).headers(Middleware.grouped(outcome.headers)).send(outcome.body);
+        }
+        for (const [name, value] of outcome.headers) reply.header(name, value);
+        request.l402 = outcome.l402;
+      };
+    },
+  };
+}
