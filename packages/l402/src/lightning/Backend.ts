@@ -123,13 +123,19 @@ export interface PaySteps {
 
 const IN_FLIGHT_POLL_MS = 250;
 
+/** Waits `ms`, or rejects at once when `signal` aborts; never leaves a listener on a long-lived signal. */
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    if (signal?.aborted) return reject(signal.reason);
+    const abort = () => {
       clearTimeout(t);
-      reject(signal.reason);
-    });
+      reject(signal?.reason);
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', abort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', abort, { once: true });
   });
 
 function settled(status: PaymentStatus): PaymentResult | undefined {
