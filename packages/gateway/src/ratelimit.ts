@@ -163,7 +163,7 @@ for i, key in ipairs(KEYS) do
   end
   tokens[i] = have
   if have < 1 then
-    local w = math.ceil((1 - have) / rate)
+    local w = math.ceil((1 - have) / rate - 1e-9)
     if w > wait then wait = w end
   end
 end
@@ -171,7 +171,7 @@ if wait > 0 then return wait end
 for i, key in ipairs(KEYS) do
   local rate = tonumber(ARGV[2 * i - 1])
   local burst = tonumber(ARGV[2 * i])
-  redis.call('HSET', key, 'tokens', tostring(tokens[i] - 1), 'at', tostring(now))
+  redis.call('HSET', key, 'tokens', string.format('%.17g', tokens[i] - 1), 'at', string.format('%d', now))
   redis.call('PEXPIRE', key, math.ceil(burst / rate) + 1000)
 end
 return 0
