@@ -23,6 +23,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Redis } from 'ioredis';
 import { Errors } from 'l402';
 import type postgresJs from 'postgres';
+import { luaScript } from './internal/lua.js';
 
 /** Counters with a ceiling, keyed by strings (see the module comment). */
 export interface Counters {
@@ -205,12 +206,12 @@ export async function postgres(options: PostgresOptions): Promise<Counters> {
 }
 
 /** Adds one unless the count reached ARGV[1]; 1 when taken, 0 when not. */
-const TAKE_SCRIPT = `
+const takeOne = luaScript(`
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 if used >= tonumber(ARGV[1]) then return 0 end
 redis.call('INCR', KEYS[1])
 return 1
-`;
+`);
 
 /**
  * Counters in Redis under `prefix` (e.g. `l402:`), shared by every instance on the server. The client is
@@ -225,7 +226,7 @@ export function redis(client: Redis, prefix: string): Counters {
     async take(key, limit) {
       checkKey(key, limit);
       if (limit <= 0) return false;
-      return (await client.eval(TAKE_SCRIPT, 1, `${prefix}count:${key}`, limit)) === 1;
+      return (await takeOne(client, [`${prefix}count:${key}`], [limit])) === 1;
     },
     async used(key) {
       return Number((await client.get(`${prefix}count:${key}`)) ?? 0);

@@ -11,6 +11,9 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { Devnet } from '@l402/devnet';
 import BetterSqlite3 from 'better-sqlite3';
 import { Redis } from 'ioredis';
@@ -270,6 +273,59 @@ describe('rate limits', () => {
     expect(Number(elsewhere.headers['retry-after'])).toBeGreaterThan(50);
     expect(Number(elsewhere.headers['retry-after'])).toBeLessThanOrEqual(60);
   }, 30_000);
+});
+
+describe('rate limits for a gRPC client', () => {
+  it('end a call past the burst with RESOURCE_EXHAUSTED and retry-after in the metadata', async () => {
+    const definition = protoLoader.loadSync(
+      fileURLToPath(new URL('./fixtures/hello.proto', import.meta.url)),
+    );
+    const Greeter = (grpc.loadPackageDefinition(definition).hello as grpc.GrpcObject)
+      .Greeter as grpc.ServiceClientConstructor;
+    const server = new grpc.Server();
+    server.addService(Greeter.service, {
+      SayHello: (call: grpc.ServerUnaryCall<{ name: string }, unknown>, done: grpc.sendUnaryData<unknown>) =>
+        done(null, { message: `hello ${call.request.name}` }),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    const gateway = await start(`
+listenaddr: "127.0.0.1:8080"
+insecure: true
+basedir: ${JSON.stringify(newBasedir())}
+authenticator:
+  disable: true
+services:
+  - name: greeter
+    pathregexp: '^/hello\\.Greeter/'
+    address: "127.0.0.1:${port}"
+    auth: off
+    ratelimits: [{ requests: 1, per: 1h }]
+`);
+    const client = new Greeter(
+      gateway.url.replace('http://', ''),
+      grpc.credentials.createInsecure(),
+    ) as unknown as grpc.Client & {
+      SayHello(
+        r: { name: string },
+        cb: (e: grpc.ServiceError | null, reply?: { message: string }) => void,
+      ): void;
+    };
+    const call = () =>
+      new Promise<{ error: grpc.ServiceError | null; reply?: { message: string } }>((resolve) =>
+        client.SayHello({ name: 'x' }, (error, reply) => resolve({ error, reply })),
+      );
+    expect((await call()).reply).toEqual({ message: 'hello x' });
+    const { error } = await call();
+    expect(error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(error?.details).toBe('rate limit exceeded');
+    expect(Number(error?.metadata.get('retry-after')[0])).toBeGreaterThan(3_500);
+    client.close();
+    server.forceShutdown();
+  });
 });
 
 describe('through Redis', () => {

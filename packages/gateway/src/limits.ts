@@ -73,7 +73,7 @@ export async function open(
   return {
     freebies: Freebies.create(counters, { log }),
     ratelimits: local,
-    description: `freebies in ${freebiesUsed ? counters.kind : 'none'}, rate limits in memory`,
+    description: `${freebiesUsed ? `freebies in ${counters.kind}` : 'no freebies'}, rate limits in memory`,
     close: () => counters.close(),
   };
 }

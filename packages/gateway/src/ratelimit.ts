@@ -24,6 +24,7 @@
 import type { Redis } from 'ioredis';
 import type { RateLimit, Service } from './Config.js';
 import { maskedPrefix } from './internal/ip.js';
+import { luaScript } from './internal/lua.js';
 import type { Logger } from './Log.js';
 import { failure, type Reply } from './proxy.js';
 
@@ -145,7 +146,7 @@ export function memory(
  * KEYS: one bucket per rule; ARGV: rate (tokens/ms) and burst per rule. Returns 0 when a token was
  * taken from every bucket, else the milliseconds until the emptiest one has a token (nothing taken).
  */
-const BUCKETS_SCRIPT = `
+const takeTokens = luaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local wait = 0
@@ -175,7 +176,7 @@ for i, key in ipairs(KEYS) do
   redis.call('PEXPIRE', key, math.ceil(burst / rate) + 1000)
 end
 return 0
-`;
+`);
 
 const WARN_EVERY_MS = 10_000;
 
@@ -203,7 +204,7 @@ export function redis(
       const keys = rules.map(([i]) => `${prefix}rate:${tag}:${i}`);
       const args = rules.flatMap(([, rule]) => [String(rateOf(rule)), String(rule.burst)]);
       try {
-        const wait = Number(await client.eval(BUCKETS_SCRIPT, keys.length, ...keys, ...args));
+        const wait = Number(await takeTokens(client, keys, args));
         return wait > 0 ? wait : undefined;
       } catch (error) {
         const t = performance.now();
