@@ -402,6 +402,35 @@ describe('through Redis', () => {
   }, 30_000);
 });
 
+describe('through Redis, started while it is down', () => {
+  it('serves from the start and picks Redis up once it answers', async () => {
+    const relay = net.createServer((client) => {
+      const server = net.connect(6379, '127.0.0.1');
+      for (const s of [client, server]) s.on('error', () => s.destroy());
+      client.pipe(server).pipe(client);
+    });
+    // A port of its own (the one other tests use has a gateway of theirs still trying it).
+    const probe = net.createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const prefix = redisPrefix();
+    const gateway = await start(yaml(`redis:\n  url: "redis://127.0.0.1:${port}"\n  prefix: "${prefix}"`));
+    expect(await statuses(1, `${gateway.url}/free/a`)).toEqual([402]);
+    relay.listen(port, '127.0.0.1');
+    await once(relay, 'listening');
+    let status = 402;
+    for (let i = 0; i < 50 && status === 402; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = (await send(`${gateway.url}/free/a`)).status;
+    }
+    expect(status).toBe(200);
+    expect(await redis.get(`${prefix}count:freebie:free:127.0.0.0/24`)).toBe('1');
+    await gateway.close({ graceMs: 1_000 });
+    relay.close();
+  }, 30_000);
+});
+
 describe('client address', () => {
   it('ignores X-Forwarded-For from an untrusted peer', async () => {
     const gateway = await start(yaml());
