@@ -8,6 +8,8 @@
  *   `devnet.json`), LND's REST API (`lndhost`, `tlspath`, `macdir`), or any wallet URI;
  * - the Authority, which makes every L402 decision (random root keys in the store, or keys derived
  *   from the master key in `secrets.masterkeypath`, made on first use);
+ * - the limits (`limits.ts`): freebie counts in the database or Redis, rate-limit buckets in this
+ *   process or Redis, and the Redis client when `redis` is configured;
  * - the proxies: HTTP (a connection pool per service), gRPC (an HTTP/2 session per service) and
  *   WebSocket upgrades (a connection per tunnel);
  * - the listener (HTTP/1.1 + h2 over TLS with a configured or self-signed certificate, or HTTP/1.1 +
@@ -147,6 +149,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
 
     const limits = await Limits.open(config, { log, now });
     closers.push(() => limits.close());
+    log.info('limits', { where: limits.description });
 
     const sweeper = sweep(store, now, options.sweepIntervalMs ?? DEFAULT_SWEEP_MS, log);
     closers.push(() => sweeper.stop());
@@ -196,13 +199,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     closers.push(() => listener.close(graceMs));
 
     const protocols = tls === undefined ? 'HTTP/1.1, h2c' : 'HTTP/1.1, h2 (TLS)';
-    log.info('listening', {
-      url: listener.url,
-      protocols,
-      store: storeText,
-      lightning: wallet.description,
-      limits: limits.description,
-    });
+    log.info('listening', { url: listener.url, protocols, store: storeText, lightning: wallet.description });
     let closing: Promise<void> | undefined;
     return {
       url: listener.url,
