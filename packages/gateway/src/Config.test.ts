@@ -346,6 +346,12 @@ describe('errors name the file, the line and the key', () => {
     expect(failure(`redis:\n  url: "http://:hunter2@r:6379"\n${BASE}`).message).not.toContain('hunter2');
   });
 
+  test('redis.prefix: a short key prefix of safe characters', () => {
+    expect(failure(`redis:\n  url: "redis://r"\n  prefix: "a b"\n${BASE}`).message).toBe(
+      'aperture.yaml:3: redis.prefix: expected 1 to 64 of A-Z a-z 0-9 : _ . -, got "a b"',
+    );
+  });
+
   test('services that cannot be paid or priced', () => {
     expect(
       failure('authenticator:\n  disable: true\nservices:\n  - name: a\n    address: "h:1"\n').message,

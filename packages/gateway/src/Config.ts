@@ -215,8 +215,8 @@ export interface Config {
   readonly prometheus: { readonly enabled: boolean; readonly listenaddr: HostPort };
   /** Root keys: stored random keys (Aperture), or derived from the master key in `masterkeypath`. */
   readonly secrets: { readonly mode: 'random' | 'derived'; readonly masterkeypath: string };
-  /** Cluster-wide rate limits. */
-  readonly redis: { readonly url: string } | undefined;
+  /** Cluster-wide freebies and rate limits; keys start with `prefix` (`l402:` when unset). */
+  readonly redis: { readonly url: string; readonly prefix?: string } | undefined;
   readonly limits: Limits;
 }
 
@@ -647,6 +647,10 @@ const nonEmpty = rule('a non-empty string', (v) => {
   const s = asText(v);
   return s === undefined || s.trim() === '' ? undefined : s;
 });
+const redisPrefix = rule('1 to 64 of A-Z a-z 0-9 : _ . -', (v) => {
+  const s = asText(v);
+  return s !== undefined && /^[A-Za-z0-9:_.-]{1,64}$/.test(s) ? s : undefined;
+});
 const bool = rule('true or false', (v) => (typeof v === 'boolean' ? v : undefined));
 const integer = (
   min: number,
@@ -894,7 +898,7 @@ const RootSchema = section({
       section({ mode: secretsMode.optional(), masterkeypath: nonEmpty.optional() }),
     )
     .optional(),
-  redis: section({ url: nonEmpty }).optional(),
+  redis: section({ url: nonEmpty, prefix: redisPrefix.optional() }).optional(),
   limits: section({
     maxheaderbytes: positive.optional(),
     maxbodybytes: positive.optional(),
@@ -1091,7 +1095,10 @@ class Resolver {
           ? this.path(raw.secrets.masterkeypath, ['secrets', 'masterkeypath'])
           : join(basedir, 'master.key'),
       },
-      redis: raw.redis && { url: this.redisUrl(raw.redis.url) },
+      redis: raw.redis && {
+        url: this.redisUrl(raw.redis.url),
+        ...(raw.redis.prefix === undefined ? {} : { prefix: raw.redis.prefix }),
+      },
       limits: {
         maxheaderbytes: raw.limits?.maxheaderbytes ?? 16 * 1024,
         maxbodybytes: raw.limits?.maxbodybytes,

@@ -8,6 +8,8 @@
  *   `devnet.json`), LND's REST API (`lndhost`, `tlspath`, `macdir`), or any wallet URI;
  * - the Authority, which makes every L402 decision (random root keys in the store, or keys derived
  *   from the master key in `secrets.masterkeypath`, made on first use);
+ * - the limits (`limits.ts`): freebie counts in the database or Redis, rate-limit buckets in this
+ *   process or Redis, and the Redis client when `redis` is configured;
  * - the proxies: HTTP (a connection pool per service), gRPC (an HTTP/2 session per service) and
  *   WebSocket upgrades (a connection per tunnel);
  * - the listener (HTTP/1.1 + h2 over TLS with a configured or self-signed certificate, or HTTP/1.1 +
@@ -31,12 +33,12 @@ import { type Backend, connect, Lnd } from 'l402/lightning';
 import type { Store } from 'l402/server';
 import * as Authority from 'l402/server';
 import type { Config, HostPort } from './Config.js';
-import * as Freebies from './freebies.js';
 import * as Grpc from './grpc.js';
 import * as Handler from './handler.js';
 import { ipList } from './internal/ip.js';
 import { certificateAt, masterKeyAt, selfSignedAt } from './internal/secrets.js';
 import * as Log from './Log.js';
+import * as Limits from './limits.js';
 import * as Listener from './listener.js';
 import * as ReverseProxy from './proxy.js';
 import * as Router from './router.js';
@@ -145,6 +147,10 @@ export async function start(config: Config, options: StartOptions = {}): Promise
           });
     if (authority !== undefined) closers.push(() => authority.close());
 
+    const limits = await Limits.open(config, { log, now });
+    closers.push(() => limits.close());
+    log.info('limits', { where: limits.description });
+
     const sweeper = sweep(store, now, options.sweepIntervalMs ?? DEFAULT_SWEEP_MS, log);
     closers.push(() => sweeper.stop());
 
@@ -172,7 +178,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       proxy,
       grpc,
       upgrades,
-      freebies: Freebies.create(),
+      freebies: limits.freebies,
+      ratelimits: limits.ratelimits,
       blocklist: ipList(config.blocklist),
       trusted: proxyOptions.trusted,
       maxbodybytes: config.limits.maxbodybytes,
@@ -223,7 +230,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
  * when it is not.
  *
  * @example
- * Gateway.notServed(config); // ['services[0] (api): ratelimits are not enforced yet']
+ * Gateway.notServed(config); // ['services[0] (api): authscheme mpp: only L402 is offered yet']
  */
 export function notServed(config: Config): string[] {
   const out: string[] = [];
@@ -232,14 +239,12 @@ export function notServed(config: Config): string[] {
     if (service.dynamicprice.enabled) {
       out.push(`${at}: dynamicprice is not served yet; the static price of ${service.price} sat applies`);
     }
-    if (service.ratelimits.length > 0) out.push(`${at}: ratelimits are not enforced yet`);
     if (service.authscheme !== 'l402')
       out.push(`${at}: authscheme ${service.authscheme}: only L402 is offered yet`);
   });
   if (config.authenticator.enablempp) out.push('authenticator.enablempp: MPP challenges are not offered yet');
   if (config.admin.enabled) out.push('admin.enabled: the admin API is not served yet');
   if (config.prometheus.enabled) out.push('prometheus.enabled: metrics are not served yet');
-  if (config.redis !== undefined) out.push('redis: cluster-wide limits are not served yet');
   return out;
 }
 

@@ -11,6 +11,9 @@
  *    with `Retry-After` when Lightning is down, gRPC-shaped for gRPC clients); `freebie N` lets a
  *    request without a credential through while its network has free requests left, and judges
  *    everything else like `paid` (Aperture would also spend a freebie on a bad credential);
+ * 5b. the service's `ratelimits` (`ratelimit.ts`), keyed by the verified token, else by the client's
+ *    network: 429 with `Retry-After` (gRPC: `grpc-status: 8`); a credential-less request to a
+ *    `freebie` service is limited before it spends a freebie;
  * 6. it is forwarded, with the credential rewritten to Aperture's `LSAT` + `L402` pair: a gRPC call
  *    over HTTP/2 to the backend over HTTP/2 (`grpc.ts`), an `Upgrade: websocket` request through a
  *    tunnel (`upgrade.ts`), everything else by the HTTP proxy (`proxy.ts`).
@@ -25,7 +28,7 @@
  * segments (`/free%2F..%2Fpaid`) is refused with 400 for the same reason.
  *
  * @example
- * const handler = Handler.create({ router, authority, proxy, grpc, upgrades, freebies, blocklist, trusted, maxbodybytes, encrypted: false, log });
+ * const handler = Handler.create({ router, authority, proxy, grpc, upgrades, freebies, ratelimits, blocklist, trusted, maxbodybytes, encrypted: false, log });
  * http.createServer(handler.request).on('upgrade', handler.upgrade);
  */
 import type { IncomingMessage } from 'node:http';
@@ -34,9 +37,10 @@ import type { Duplex } from 'node:stream';
 import { Credential } from 'l402';
 import type * as Authority from 'l402/server';
 import { CORS_HEADERS } from 'l402/server';
+import { clientIp } from './clientip.js';
 import type { Freebies } from './freebies.js';
 import { type GrpcProxy, isCall } from './grpc.js';
-import { clientAddress, type IpList } from './internal/ip.js';
+import type { IpList } from './internal/ip.js';
 import type { Logger } from './Log.js';
 import {
   answer,
@@ -49,6 +53,7 @@ import {
   send,
   type Target,
 } from './proxy.js';
+import * as RateLimit from './ratelimit.js';
 import type { Router } from './router.js';
 import { type Upgrades, writeReply } from './upgrade.js';
 
@@ -61,6 +66,7 @@ export interface Options {
   readonly grpc: GrpcProxy;
   readonly upgrades: Upgrades;
   readonly freebies: Freebies;
+  readonly ratelimits: RateLimit.RateLimiter;
   readonly blocklist: IpList;
   readonly trusted: IpList;
   readonly maxbodybytes: number | undefined;
@@ -150,7 +156,7 @@ export interface Handler {
  * handler.request(req, res); // answers or proxies; never throws
  */
 export function create(options: Options): Handler {
-  const { router, authority, proxy, grpc, upgrades, freebies, log } = options;
+  const { router, authority, proxy, grpc, upgrades, freebies, ratelimits, log } = options;
 
   /** Steps 1 to 5: whether, and to where, a request goes on. */
   async function admit(request: Request, client: string): Promise<Admission> {
@@ -179,11 +185,28 @@ export function create(options: Options): Handler {
     let forwarded = credential === 'malformed' ? undefined : credential;
     let authorization: readonly string[] | undefined;
     let headers: readonly Authority.Header[] = [];
+    // Rate limits apply once the client is known (Aperture: after authentication): by verified token,
+    // else by network. A request that may be free is limited before it spends a freebie.
+    const limited = async (tokenId: string | undefined): Promise<Admission | undefined> => {
+      const waitMs = await ratelimits.check(service, resolved.decoded, RateLimit.clientKey(tokenId, client));
+      if (waitMs === undefined) return undefined;
+      return {
+        kind: 'answer',
+        reply: RateLimit.reply(waitMs, grpcClient),
+        outcome: { service: service.name, outcome: 'rate-limited' },
+      };
+    };
+    const mayBeFree =
+      target.access === 'freebie' && credential === undefined && service.auth.kind === 'freebie';
+    if (mayBeFree) {
+      const refused = await limited(undefined);
+      if (refused !== undefined) return refused;
+    }
     const freebie =
-      target.access === 'freebie' &&
-      credential === undefined &&
+      mayBeFree &&
       service.auth.kind === 'freebie' &&
-      freebies.take(service.name, client, service.auth.count);
+      (await freebies.take(service.name, client, service.auth.count));
+    let tokenId: string | undefined;
     if (target.access !== 'open' && !freebie) {
       if (authority === undefined)
         throw new Error(`service ${service.name} needs payment but Lightning is disabled`);
@@ -203,9 +226,14 @@ export function create(options: Options): Handler {
           outcome: { service: service.name, outcome: decision.reason },
         };
       }
+      tokenId = decision.token?.tokenId;
       forwarded = decision.token?.credential ?? forwarded;
       authorization = decision.token?.forwardedAuthorization;
       headers = decision.headers;
+    }
+    if (!mayBeFree) {
+      const refused = await limited(tokenId);
+      if (refused !== undefined) return refused;
     }
     return {
       kind: 'forward',
@@ -222,14 +250,7 @@ export function create(options: Options): Handler {
   }
 
   /** The client's address: the peer, or from `X-Forwarded-For` behind a trusted proxy. */
-  function clientOf(request: Request): string {
-    const forwardedFor = request.headers['x-forwarded-for'];
-    return clientAddress(
-      request.socket.remoteAddress ?? '',
-      Array.isArray(forwardedFor) ? forwardedFor.join(', ') : forwardedFor,
-      options.trusted,
-    );
-  }
+  const clientOf = (request: Request): string => clientIp(request, options.trusted);
 
   /** One line per request; paths only, as query strings can carry API keys and other secrets. */
   function logged(request: Request, started: number, fields: Record<string, unknown>): void {
