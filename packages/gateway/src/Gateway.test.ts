@@ -453,7 +453,6 @@ prometheus: { enabled: true }
     expect(Gateway.notServed(config)).toEqual([
       'services[4] (down): dynamicprice is not served yet; the static price of 1 sat applies',
       'services[4] (down): ratelimits are not enforced yet',
-      'prometheus.enabled: metrics are not served yet',
     ]);
   });
 });
