@@ -32,6 +32,26 @@ services:
     price: 2
 `;
 
+describe('the config keys', () => {
+  it('reads discovery (on by default) and leaves prometheus.listenaddr undefined when absent', () => {
+    const plain = Config.parse(yaml('prometheus:\n  enabled: true'), 'test.yaml', { env: {} }).config;
+    expect(plain.discovery).toEqual({ enabled: true, name: undefined, uri: undefined });
+    expect(plain.prometheus).toEqual({ enabled: true, listenaddr: undefined });
+    const set = Config.parse(
+      yaml(
+        'prometheus:\n  enabled: true\n  listenaddr: ":9000"\ndiscovery:\n  enabled: false\n  name: Acme\n  uri: https://acme.example',
+      ),
+      'test.yaml',
+      { env: {} },
+    ).config;
+    expect(set.discovery).toEqual({ enabled: false, name: 'Acme', uri: 'https://acme.example' });
+    expect(set.prometheus).toEqual({ enabled: true, listenaddr: { host: '', port: 9000 } });
+    expect(() => Config.parse(yaml('discovery:\n  enabled: maybe'), 'test.yaml', { env: {} })).toThrow(
+      /test\.yaml:\d+: discovery\.enabled: /,
+    );
+  });
+});
+
 describe('Discovery.manifest', () => {
   it('describes every paid service with its price in msat, capabilities, caveats and schemes', () => {
     const { config } = Config.parse(yaml(), 'test.yaml', { env: {} });
