@@ -11,6 +11,8 @@
 export interface Io {
   readonly stdout: (s: string) => void;
   readonly stderr: (s: string) => void;
+  /** stderr is a terminal: logs are written for people rather than as JSON lines. */
+  readonly stderrTTY?: boolean;
 }
 
 /**

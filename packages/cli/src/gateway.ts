@@ -53,6 +53,8 @@ function banner(gateway: Gateway.Gateway, demo: boolean): string {
   ];
   if (gateway.devnet !== undefined)
     lines.push(`  devnet     ${gateway.devnet.file} (the payer's wallet URIs are there)`);
+  if (gateway.discovery !== undefined) lines.push(`  discovery  ${gateway.discovery}`);
+  if (gateway.metrics !== undefined) lines.push(`  metrics    ${gateway.metrics}`);
   if (demo) {
     lines.push(
       '',
@@ -117,7 +119,7 @@ export function registerGateway(program: Command, run: Run): void {
           demo = await Demo.start();
           config = Config.defaults(home, { upstream: demo.address });
         }
-        const log = Log.create({ level: config.debuglevel, write: run.io.stderr });
+        const log = Log.create({ level: config.debuglevel, write: run.io.stderr, pretty: run.io.stderrTTY });
         gateway = await Gateway.start(config, { log, ...(listen ? { listen } : {}) });
       } catch (error) {
         await demo?.close();

@@ -22,6 +22,7 @@ const EXIT_INTERNAL = 70;
 const processIo: Io = {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
+  stderrTTY: process.stderr.isTTY === true,
 };
 
 // Read at run time: the same relative path holds from src/ (tests) and dist/ (the installed bin).

@@ -26,7 +26,9 @@
  *   REST port is 8080; 10009, Aperture's usual value, is gRPC and gets a warning).
  * - Ours: `authenticator.backend` / `authenticator.uri` (any wallet `Lightning.connect` takes, or
  *   the in-process devnet), `tlscertpath`/`tlskeypath`, `secrets`, `trustedproxies`, `redis.url`,
- *   `limits`, `dashboard.enabled`.
+ *   `limits`, `dashboard.enabled`, `discovery`.
+ * - `prometheus.listenaddr` left out serves `/metrics` on the gateway's own listener rather than on a
+ *   port of its own.
  *
  * @example
  * const { config, warnings } = Config.load('aperture.yaml');
@@ -212,7 +214,14 @@ export interface Config {
   };
   /** Served with the admin API, on loopback only, when both are enabled. */
   readonly dashboard: { readonly enabled: boolean };
-  readonly prometheus: { readonly enabled: boolean; readonly listenaddr: HostPort };
+  /** `/metrics` on `listenaddr`, or on the gateway's own listener when that is undefined. */
+  readonly prometheus: { readonly enabled: boolean; readonly listenaddr: HostPort | undefined };
+  /** `/.well-known/l402.json`; `name` and `uri` are the provider's (`servername` by default). */
+  readonly discovery: {
+    readonly enabled: boolean;
+    readonly name: string | undefined;
+    readonly uri: string | undefined;
+  };
   /** Root keys: stored random keys (Aperture), or derived from the master key in `masterkeypath`. */
   readonly secrets: { readonly mode: 'random' | 'derived'; readonly masterkeypath: string };
   /** Cluster-wide freebies and rate limits; keys start with `prefix` (`l402:` when unset). */
@@ -892,6 +901,11 @@ const RootSchema = section({
   }).optional(),
   dashboard: section({ enabled: bool.optional() }).optional(),
   prometheus: section({ enabled: bool.optional(), listenaddr: hostPort('listen').optional() }).optional(),
+  discovery: section({
+    enabled: bool.optional(),
+    name: nonEmpty.optional(),
+    uri: nonEmpty.optional(),
+  }).optional(),
   secrets: z
     .preprocess(
       (v) => (typeof v === 'string' ? { mode: v } : v),
@@ -975,7 +989,6 @@ function issueMessage(issue: z.core.$ZodIssue): string {
 // ——— resolution: defaults, paths, environment, cross-key rules ———
 
 const DEFAULT_LISTEN: HostPort = { host: '127.0.0.1', port: 8080 };
-const DEFAULT_PROMETHEUS: HostPort = { host: '127.0.0.1', port: 9000 };
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const MAX_HEADER_FILE_BYTES = 64 * 1024;
@@ -1087,7 +1100,12 @@ class Resolver {
       dashboard: { enabled: raw.dashboard?.enabled ?? true },
       prometheus: {
         enabled: raw.prometheus?.enabled ?? false,
-        listenaddr: raw.prometheus?.listenaddr ?? DEFAULT_PROMETHEUS,
+        listenaddr: raw.prometheus?.listenaddr,
+      },
+      discovery: {
+        enabled: raw.discovery?.enabled ?? true,
+        name: raw.discovery?.name,
+        uri: raw.discovery?.uri,
       },
       secrets: {
         mode: raw.secrets?.mode ?? 'random',

@@ -452,7 +452,6 @@ prometheus: { enabled: true }
     );
     expect(Gateway.notServed(config)).toEqual([
       'services[4] (down): dynamicprice is not served yet; the static price of 1 sat applies',
-      'prometheus.enabled: metrics are not served yet',
     ]);
   });
 });

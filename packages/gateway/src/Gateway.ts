@@ -14,7 +14,11 @@
  *   WebSocket upgrades (a connection per tunnel);
  * - the listener (HTTP/1.1 + h2 over TLS with a configured or self-signed certificate, or HTTP/1.1 +
  *   h2c with `insecure`), whose `Upgrade: websocket` requests go to the handler's upgrade hook;
- * - a job that removes unpaid tokens whose invoice has expired, every minute.
+ * - a job that removes unpaid tokens whose invoice has expired, every minute;
+ * - a probe of the Lightning backend (`info()`) every 15 s, for the metrics and the log;
+ * - with `prometheus.enabled`, the metrics (`metrics.ts`): `/metrics` on `prometheus.listenaddr`, or on
+ *   the gateway's listener when that is not set; and the discovery manifest at
+ *   `/.well-known/l402.json` (`discovery.ts`) unless `discovery.enabled` is false.
  *
  * `close()` is the graceful shutdown: it stops accepting, lets requests in flight finish for up to
  * `graceMs` (10 s by default), then closes the pools, the Authority, the store, the backend and a
@@ -33,13 +37,16 @@ import { type Backend, connect, Lnd } from 'l402/lightning';
 import type { Store } from 'l402/server';
 import * as Authority from 'l402/server';
 import type { Config, HostPort } from './Config.js';
+import * as Discovery from './discovery.js';
 import * as Grpc from './grpc.js';
 import * as Handler from './handler.js';
+import * as Health from './health.js';
 import { ipList } from './internal/ip.js';
 import { certificateAt, masterKeyAt, selfSignedAt } from './internal/secrets.js';
 import * as Log from './Log.js';
 import * as Limits from './limits.js';
 import * as Listener from './listener.js';
+import * as Metrics from './metrics.js';
 import * as ReverseProxy from './proxy.js';
 import * as Router from './router.js';
 import * as Upgrade from './upgrade.js';
@@ -56,6 +63,8 @@ export interface StartOptions {
   readonly now?: () => number;
   /** How often unpaid tokens whose invoice expired are removed; 60 000 ms by default. */
   readonly sweepIntervalMs?: number;
+  /** How often the Lightning backend is probed (`info()`); 15 000 ms by default. */
+  readonly probeIntervalMs?: number;
 }
 
 /** The devnet the gateway takes its invoices from. */
@@ -79,6 +88,10 @@ export interface Gateway {
   /** The Lightning backend, for people: `devnet (in this process)`, `lnd https://…`, or a URI's wallet kind. */
   readonly lightning: string;
   readonly devnet: DevnetInUse | undefined;
+  /** Where Prometheus scrapes, `http://…/metrics`; undefined unless `prometheus.enabled`. */
+  readonly metrics: string | undefined;
+  /** The discovery manifest's URL, `…/.well-known/l402.json`; undefined with `discovery.enabled: false`. */
+  readonly discovery: string | undefined;
   /**
    * Revokes a token by its id: refused here at once, and by every other instance on the same store
    * within the Authority's revocation poll (500 ms). False when the token is unknown.
@@ -90,6 +103,8 @@ export interface Gateway {
 
 const DEFAULT_GRACE_MS = 10_000;
 const DEFAULT_SWEEP_MS = 60_000;
+const DEFAULT_PROBE_MS = 15_000;
+const PROBE_TIMEOUT_MS = 5_000;
 
 /** Something to undo at shutdown, last opened first closed. */
 type Closer = () => Promise<void> | void;
@@ -105,7 +120,12 @@ type Closer = () => Promise<void> | void;
  */
 export async function start(config: Config, options: StartOptions = {}): Promise<Gateway> {
   const log =
-    options.log ?? Log.create({ level: config.debuglevel, write: (line) => process.stderr.write(line) });
+    options.log ??
+    Log.create({
+      level: config.debuglevel,
+      write: (line) => process.stderr.write(line),
+      pretty: process.stderr.isTTY === true,
+    });
   const now = options.now ?? Date.now;
   const closers: Closer[] = [];
   const unwind = async () => {
@@ -154,12 +174,43 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const sweeper = sweep(store, now, options.sweepIntervalMs ?? DEFAULT_SWEEP_MS, log);
     closers.push(() => sweeper.stop());
 
+    const metrics = config.prometheus.enabled ? Metrics.create() : undefined;
+    const health =
+      wallet.backend === undefined
+        ? undefined
+        : Health.watch(wallet.backend, {
+            intervalMs: options.probeIntervalMs ?? DEFAULT_PROBE_MS,
+            timeoutMs: PROBE_TIMEOUT_MS,
+            metrics: metrics ?? Metrics.none,
+            log,
+          });
+    if (health !== undefined) closers.push(() => health.stop());
+    const endpoints = new Map<string, Handler.Endpoint>();
+    if (config.discovery.enabled) {
+      const discovery = Discovery.create(config, () => ({
+        pubkey: health?.info?.pubkey,
+        network: health?.info?.network,
+      }));
+      endpoints.set(Discovery.PATH, (request) =>
+        discovery.answer(request.method ?? 'GET', request.headers['if-none-match']),
+      );
+    }
+    let metricsServer: Metrics.Server | undefined;
+    if (metrics !== undefined && config.prometheus.listenaddr !== undefined) {
+      metricsServer = await Metrics.serve(metrics, config.prometheus.listenaddr);
+      const server = metricsServer;
+      closers.push(() => server.close());
+    } else if (metrics !== undefined) {
+      endpoints.set('/metrics', (request) => Metrics.answer(metrics, request.method ?? 'GET'));
+    }
+
     const proxyOptions: ReverseProxy.Options = {
       services: config.services,
       limits: config.limits,
       writetimeout: config.writetimeout,
       trusted: ipList(config.trustedproxies),
       log,
+      ...(metrics !== undefined ? { metrics } : {}),
     };
     const proxy = ReverseProxy.create(proxyOptions);
     closers.push(() => proxy.close());
@@ -185,6 +236,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       maxbodybytes: config.limits.maxbodybytes,
       encrypted: tls !== undefined,
       log,
+      ...(metrics !== undefined ? { metrics } : {}),
+      endpoints,
     });
     const listener = await Listener.listen({
       address: options.listen ?? config.listenaddr,
@@ -199,7 +252,14 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     closers.push(() => listener.close(graceMs));
 
     const protocols = tls === undefined ? 'HTTP/1.1, h2c' : 'HTTP/1.1, h2 (TLS)';
-    log.info('listening', { url: listener.url, protocols, store: storeText, lightning: wallet.description });
+    const metricsUrl = metrics === undefined ? undefined : `${metricsServer?.url ?? listener.url}/metrics`;
+    log.info('listening', {
+      url: listener.url,
+      protocols,
+      store: storeText,
+      lightning: wallet.description,
+      ...(metricsUrl !== undefined ? { metrics: metricsUrl } : {}),
+    });
     let closing: Promise<void> | undefined;
     return {
       url: listener.url,
@@ -208,6 +268,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       store: storeText,
       lightning: wallet.description,
       devnet: wallet.devnet,
+      metrics: metricsUrl,
+      discovery: config.discovery.enabled ? `${listener.url}${Discovery.PATH}` : undefined,
       async revoke(tokenId) {
         if (authority !== undefined) return authority.revoke({ tokenId });
         return store.revoke({ tokenId });
@@ -244,7 +306,6 @@ export function notServed(config: Config): string[] {
   });
   if (config.authenticator.enablempp) out.push('authenticator.enablempp: MPP challenges are not offered yet');
   if (config.admin.enabled) out.push('admin.enabled: the admin API is not served yet');
-  if (config.prometheus.enabled) out.push('prometheus.enabled: metrics are not served yet');
   return out;
 }
 

@@ -50,6 +50,7 @@ import {
   type Request,
   type Target,
   trustOf,
+  upstreamFailed,
   upstreamHeaders,
 } from './proxy.js';
 
@@ -151,6 +152,7 @@ export function create(options: Options): GrpcProxy {
       credential: target.credential,
       service,
       trusted: options.trusted,
+      requestId: target.requestId,
     });
     const outgoing: http2.OutgoingHttpHeaders = {
       ...headers,
@@ -165,7 +167,7 @@ export function create(options: Options): GrpcProxy {
       try {
         upstream = sessionFor(service).request(outgoing);
       } catch (error) {
-        log.warn('upstream failed', { service: service.name, code: codeOf(error) });
+        upstreamFailed(options, service, codeOf(error));
         answer(response, 502, 'upstream unavailable');
         resolve();
         return;
@@ -185,7 +187,8 @@ export function create(options: Options): GrpcProxy {
       /** Ends the call with the gateway's own status: a whole answer, or trailers once headers are out. */
       const fail = (status: number, message: string, code: string) =>
         conclude(() => {
-          log.warn('upstream failed', { service: service.name, code });
+          if (status === 413) log.warn('request body too large', { service: service.name });
+          else upstreamFailed(options, service, code);
           if (!upstream.closed) upstream.close(NGHTTP2_CANCEL);
           if (!response.headersSent) answer(response, status, message);
           else {

@@ -4,7 +4,9 @@
  * 1. the client address (the peer, or from `X-Forwarded-For` behind a trusted proxy); `blocklist` → 403;
  * 2. `OPTIONS` → 200 with Aperture's CORS headers, never proxied;
  * 3. a request target that is not a path (or hides dot segments, below) → 400; a declared body over `limits.maxbodybytes` → 413 (before any invoice is made for it);
- * 4. the service (`hostregexp`, `pathregexp`, in order); none → 404, where Aperture would hand the
+ * 4. the gateway's own endpoints (`/.well-known/l402.json`, and `/metrics` when Prometheus shares
+ *    this listener) are answered here, ahead of every service; then
+ *    the service (`hostregexp`, `pathregexp`, in order); none → 404, where Aperture would hand the
  *    request to its static file server or answer 500;
  * 5. access: `open` services and whitelisted paths pass; `paid` ones pass with a valid token, else the
  *    Authority's decision is the answer, verbatim (402 challenge, 401 for skip-invoice paths, 503
@@ -27,6 +29,10 @@
  * rule judges one path while the backend serves another. A path whose decoded form still holds dot
  * segments (`/free%2F..%2Fpaid`) is refused with 400 for the same reason.
  *
+ * Every request gets an id (the client's `X-Request-Id` when well formed, else a fresh UUID): it is
+ * sent back in `X-Request-Id`, forwarded to the backend in the same header, and written on the
+ * request's log line. Each outcome is counted in `metrics` (see `metrics.ts`).
+ *
  * @example
  * const handler = Handler.create({ router, authority, proxy, grpc, upgrades, freebies, ratelimits, blocklist, trusted, maxbodybytes, encrypted: false, log });
  * http.createServer(handler.request).on('upgrade', handler.upgrade);
@@ -41,7 +47,9 @@ import { clientIp } from './clientip.js';
 import type { Freebies } from './freebies.js';
 import { type GrpcProxy, isCall } from './grpc.js';
 import type { IpList } from './internal/ip.js';
+import { REQUEST_ID_HEADER, requestIdOf } from './internal/requestId.js';
 import type { Logger } from './Log.js';
+import { none, type Recorder } from './metrics.js';
 import {
   answer,
   failure,
@@ -73,7 +81,14 @@ export interface Options {
   /** The listener serves TLS. */
   readonly encrypted: boolean;
   readonly log: Logger;
+  /** Counters and histograms; none by default. */
+  readonly metrics?: Recorder;
+  /** Paths (decoded) the gateway answers itself, ahead of every service. */
+  readonly endpoints?: ReadonlyMap<string, Endpoint>;
 }
+
+/** One of the gateway's own endpoints: the answer to a request for its path. */
+export type Endpoint = (request: Request) => Reply | Promise<Reply>;
 
 /** The request target resolved: what the regexps see, and what is forwarded. */
 interface Resolved {
@@ -157,9 +172,11 @@ export interface Handler {
  */
 export function create(options: Options): Handler {
   const { router, authority, proxy, grpc, upgrades, freebies, ratelimits, log } = options;
+  const metrics = options.metrics ?? none;
+  const endpoints = options.endpoints ?? new Map<string, Endpoint>();
 
   /** Steps 1 to 5: whether, and to where, a request goes on. */
-  async function admit(request: Request, client: string): Promise<Admission> {
+  async function admit(request: Request, client: string, requestId: string): Promise<Admission> {
     const grpcClient = isGrpc(request.headers);
     const refuse = (status: number, message: string, headers: Record<string, string> = {}): Admission => ({
       kind: 'answer',
@@ -173,6 +190,10 @@ export function create(options: Options): Handler {
     const length = Number(request.headers['content-length'] ?? 0);
     if (options.maxbodybytes !== undefined && length > options.maxbodybytes) {
       return refuse(413, 'request body too large', 'stream' in request ? {} : { connection: 'close' });
+    }
+    const endpoint = endpoints.get(resolved.decoded);
+    if (endpoint !== undefined) {
+      return { kind: 'answer', reply: await endpoint(request), outcome: { service: '', outcome: 'gateway' } };
     }
     const host =
       resolved.host ?? request.headers.host ?? (request.headers[':authority'] as string | undefined) ?? '';
@@ -220,6 +241,7 @@ export function create(options: Options): Handler {
         target.route,
       );
       if (decision.kind === 'respond') {
+        metrics.decided(service.name, decision);
         return {
           kind: 'answer',
           reply: decision,
@@ -227,6 +249,7 @@ export function create(options: Options): Handler {
         };
       }
       tokenId = decision.token?.tokenId;
+      if (decision.token !== undefined) metrics.accepted(service.name);
       forwarded = decision.token?.credential ?? forwarded;
       authorization = decision.token?.forwardedAuthorization;
       headers = decision.headers;
@@ -244,6 +267,7 @@ export function create(options: Options): Handler {
         authorization,
         encrypted: options.encrypted,
         headers,
+        requestId,
       },
       outcome: { service: service.name, outcome: freebie ? 'freebie' : target.access },
     };
@@ -252,22 +276,46 @@ export function create(options: Options): Handler {
   /** The client's address: the peer, or from `X-Forwarded-For` behind a trusted proxy. */
   const clientOf = (request: Request): string => clientIp(request, options.trusted);
 
-  /** One line per request; paths only, as query strings can carry API keys and other secrets. */
-  function logged(request: Request, started: number, fields: Record<string, unknown>): void {
+  /**
+   * One line per request, and its metrics; paths only, as query strings can carry API keys and
+   * other secrets.
+   */
+  function done(
+    request: Request,
+    requestId: string,
+    started: number,
+    status: number | undefined,
+    fields: Record<string, unknown>,
+    outcome: Outcome | undefined,
+  ): void {
+    const ms = performance.now() - started;
+    metrics.completed(outcome, status, ms / 1000);
     log.info('request', {
+      requestId,
       method: request.method,
       path: (request.url ?? '').split('?')[0],
+      status,
       ...fields,
-      ms: Math.round(performance.now() - started),
+      ...outcome,
+      ms: Math.round(ms),
+    });
+  }
+
+  function failed(requestId: string, error: unknown): void {
+    log.error('request failed', {
+      requestId,
+      error: error instanceof Error ? error.message : String(error),
     });
   }
 
   return {
     request(request, response) {
       const started = performance.now();
+      const requestId = requestIdOf(request.headers[REQUEST_ID_HEADER]);
+      response.setHeader(REQUEST_ID_HEADER, requestId);
       const client = clientOf(request);
       const handle = async (): Promise<Outcome | undefined> => {
-        const admission = await admit(request, client);
+        const admission = await admit(request, client, requestId);
         if (admission.kind === 'answer') {
           send(response, admission.reply);
           return admission.outcome;
@@ -277,34 +325,41 @@ export function create(options: Options): Handler {
         return admission.outcome;
       };
       handle().then(
-        (what) => logged(request, started, { status: response.statusCode, client, ...what }),
+        (what) => done(request, requestId, started, response.statusCode, { client }, what),
         (error: unknown) => {
-          log.error('request failed', { error: error instanceof Error ? error.message : String(error) });
+          failed(requestId, error);
           if (response.headersSent) response.destroy();
           else answer(response, 500, 'internal error');
+          done(request, requestId, started, 500, { client }, undefined);
         },
       );
     },
 
     upgrade(request, socket, head) {
       const started = performance.now();
+      const requestId = requestIdOf(request.headers[REQUEST_ID_HEADER]);
       // Node's HTTP server stops watching a connection it hands over.
       socket.on('error', () => socket.destroy());
       const client = clientOf(request);
-      const handle = async (): Promise<{ status: number | undefined } & Partial<Outcome>> => {
-        const admission = await admit(request, client);
+      const handle = async (): Promise<{ status: number | undefined; outcome: Outcome | undefined }> => {
+        const admission = await admit(request, client, requestId);
         if (admission.kind === 'answer') {
-          writeReply(socket, admission.reply);
-          return { status: admission.reply.status, ...admission.outcome };
+          writeReply(socket, {
+            ...admission.reply,
+            headers: [...admission.reply.headers, [REQUEST_ID_HEADER, requestId]],
+          });
+          return { status: admission.reply.status, outcome: admission.outcome };
         }
         const status = await upgrades.relay(request, socket, head, admission.target);
-        return { status, ...admission.outcome };
+        return { status, outcome: admission.outcome };
       };
+      const upgrade = request.headers.upgrade;
       handle().then(
-        (what) => logged(request, started, { upgrade: request.headers.upgrade, client, ...what }),
+        ({ status, outcome }) => done(request, requestId, started, status, { upgrade, client }, outcome),
         (error: unknown) => {
-          log.error('request failed', { error: error instanceof Error ? error.message : String(error) });
-          writeReply(socket, failure(500, 'internal error', false));
+          failed(requestId, error);
+          writeReply(socket, failure(500, 'internal error', false, { [REQUEST_ID_HEADER]: requestId }));
+          done(request, requestId, started, 500, { upgrade, client }, undefined);
         },
       );
     },

@@ -8,6 +8,7 @@
  */
 export * as Config from './Config.js';
 export * as Demo from './demo.js';
+export * as Discovery from './discovery.js';
 export * as Errors from './Errors.js';
 export * as Gateway from './Gateway.js';
 export * as Log from './Log.js';

@@ -50,6 +50,7 @@ import { formatHostPort, type Limits, type Service } from './Config.js';
 import { StartError } from './Errors.js';
 import { type IpList, plainAddress } from './internal/ip.js';
 import type { Logger } from './Log.js';
+import type { Recorder } from './metrics.js';
 
 /** A request as both Node servers hand it over. */
 export type Request = IncomingMessage | Http2ServerRequest;
@@ -65,6 +66,8 @@ export interface Options {
   /** The peers whose `X-Forwarded-*` headers are believed. */
   readonly trusted: IpList;
   readonly log: Logger;
+  /** Counts backend failures (`l402_upstream_errors_total`); none by default. */
+  readonly metrics?: Recorder;
 }
 
 /** Where a let-in request goes and what the gateway learned about it. */
@@ -80,6 +83,8 @@ export interface Target {
   readonly encrypted: boolean;
   /** Headers the Authority's "pass" decision adds to the response, set over the backend's. */
   readonly headers: readonly Authority.Header[];
+  /** The request's id, sent to the backend in `X-Request-Id`. */
+  readonly requestId?: string | undefined;
 }
 
 /** Forwards let-in requests to their backends (see {@link create}). */
@@ -137,6 +142,8 @@ export interface HeaderContext {
    * the same upgrade on its own connection.
    */
   readonly upgrade?: string;
+  /** Set as `X-Request-Id`, replacing the client's. */
+  readonly requestId?: string | undefined;
 }
 
 /**
@@ -192,6 +199,7 @@ export function upstreamHeaders(context: HeaderContext): Record<string, string |
   else if (context.credential !== undefined) {
     headers.authorization = Authority.forwardedAuthorization(context.credential);
   }
+  if (context.requestId !== undefined) headers['x-request-id'] = context.requestId;
   headers.host = formatHostPort(context.service.address);
   if (context.upgrade !== undefined) {
     headers.connection = 'upgrade';
@@ -380,7 +388,8 @@ export function send(response: Response, reply: Reply): void {
   const grouped = new Map<string, string[]>();
   for (const [name, value] of reply.headers) grouped.set(name, [...(grouped.get(name) ?? []), value]);
   for (const [name, values] of grouped) response.setHeader(name, values.length === 1 ? values[0]! : values);
-  response.setHeader('content-length', Buffer.byteLength(reply.body));
+  // A 304 keeps the length of what it stands for, or says none.
+  if (reply.status !== 304) response.setHeader('content-length', Buffer.byteLength(reply.body));
   response.statusCode = reply.status;
   // `end('')` would send the headers first and end the stream with an empty DATA frame.
   if (reply.body === '') response.end();
@@ -443,7 +452,7 @@ function drained(response: Response): Promise<void> {
  * const proxy = ReverseProxy.create({ services, limits, writetimeout: 30_000, trusted: ipList([]), log });
  */
 export function create(options: Options): ReverseProxy {
-  const { limits, log } = options;
+  const { limits } = options;
   const pools = new Map<Service, Pool>();
   for (const service of options.services) {
     const ca = trustOf(service);
@@ -489,6 +498,7 @@ export function create(options: Options): ReverseProxy {
           authorization: target.authorization,
           service,
           trusted: options.trusted,
+          requestId: target.requestId,
         }),
         body: body ?? null,
         signal: aborter.signal,
@@ -501,7 +511,7 @@ export function create(options: Options): ReverseProxy {
         return;
       }
       const code = codeOf(error);
-      log.warn('upstream failed', { service: service.name, code });
+      upstreamFailed(options, service, code);
       if (UPSTREAM_TIMEOUT.has(code)) answer(response, 504, 'upstream timed out');
       else answer(response, 502, 'upstream unavailable');
       return;
@@ -530,8 +540,7 @@ export function create(options: Options): ReverseProxy {
       }
       if (!response.destroyed) response.end();
     } catch (error) {
-      if (!aborter.signal.aborted)
-        log.warn('upstream body failed', { service: service.name, code: codeOf(error) });
+      if (!aborter.signal.aborted) upstreamFailed(options, service, codeOf(error), 'upstream body failed');
       upstream.body.destroy();
       // The status line is out: only cutting the connection tells the client the body is incomplete.
       response.destroy();
@@ -546,6 +555,22 @@ export function create(options: Options): ReverseProxy {
       await Promise.all([...pools.values()].map((pool) => pool.close()));
     },
   };
+}
+
+/**
+ * Logs a backend's failure and counts it.
+ *
+ * @example
+ * upstreamFailed(options, service, 'ECONNREFUSED'); // warn "upstream failed", l402_upstream_errors_total +1
+ */
+export function upstreamFailed(
+  options: Options,
+  service: Service,
+  code: string,
+  message = 'upstream failed',
+): void {
+  options.log.warn(message, { service: service.name, code });
+  options.metrics?.upstreamError(service.name, code);
 }
 
 /** HTTP/1.1 answers that leave a request body unread end the connection, so the rest is never read. */

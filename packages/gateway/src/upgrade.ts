@@ -37,6 +37,7 @@ import {
   type Reply,
   type Target,
   trustOf,
+  upstreamFailed,
   upstreamHeaders,
 } from './proxy.js';
 
@@ -114,7 +115,7 @@ function tunnel(a: Duplex, b: Duplex): void {
  * const upgrades = create({ services, limits, writetimeout: 30_000, trusted: ipList([]), log });
  */
 export function create(options: Options): Upgrades {
-  const { limits, log } = options;
+  const { limits } = options;
   const trust = new Map(options.services.map((service) => [service, trustOf(service)]));
 
   function connect(service: Service, path: string, method: string, headers: http.OutgoingHttpHeaders) {
@@ -157,6 +158,7 @@ export function create(options: Options): Upgrades {
         service,
         trusted: options.trusted,
         upgrade: 'websocket',
+        requestId: target.requestId,
       }),
     );
     return new Promise<number | undefined>((resolve) => {
@@ -172,7 +174,7 @@ export function create(options: Options): Upgrades {
         return [...fields.filter(([name]) => !names.has(name.toLowerCase())), ...target.headers];
       };
       const refuse = (status: number, message: string, code: string) => {
-        log.warn('upstream failed', { service: service.name, code });
+        upstreamFailed(options, service, code);
         writeReply(socket, failure(status, message, false));
         resolve(status);
       };
