@@ -26,6 +26,7 @@ import { StoreError } from '../../Errors.js';
 import type { MintRecord, Store, TransactionFilter } from '../Store.js';
 import {
   checkBytes,
+  checkDebit,
   checkFilter,
   checkMint,
   checkSchemaVersion,
@@ -81,6 +82,10 @@ const MIGRATIONS: readonly string[] = [
     token_id BLOB NOT NULL UNIQUE,
     revoked_at INTEGER NOT NULL DEFAULT (unixepoch())
   ) STRICT;
+  `,
+  // Metered tokens: the prepaid credit is price_msat, what has been spent of it is spent_msat.
+  `
+  ALTER TABLE l402_transactions ADD COLUMN spent_msat INTEGER NOT NULL DEFAULT 0 CHECK (spent_msat >= 0);
   `,
 ];
 
@@ -202,6 +207,15 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
          AND (@since IS NULL OR created_at >= @since) AND (@until IS NULL OR created_at <= @until)
        ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
     ),
+    // One statement: the row's write lock makes the check and the debit one step, so nothing overdraws.
+    debit: db
+      .prepare(
+        `UPDATE l402_transactions SET spent_msat = spent_msat + @amount
+       WHERE token_id = @token AND revoked = 0 AND price_msat - spent_msat >= @amount
+       RETURNING price_msat - spent_msat`,
+      )
+      .pluck(),
+    balance: db.prepare('SELECT price_msat - spent_msat FROM l402_transactions WHERE token_id = ?').pluck(),
     deleteUnpaidSecrets: db.prepare(
       `DELETE FROM secrets WHERE token_id IN (SELECT token_id FROM l402_transactions
          WHERE state = 'pending' AND revoked = 0 AND invoice_expires_at < ?)`,
@@ -300,6 +314,16 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
           readRevocation(NAME, row),
         ),
       );
+    },
+
+    async debit(tokenId, amountMsat) {
+      checkDebit(tokenId, amountMsat);
+      return run('debit', () => {
+        const left = statements.debit.get({ token: tokenId, amount: amountMsat }) as bigint | undefined;
+        if (left !== undefined) return { ok: true, remainingMsat: BigInt(left) };
+        const balance = statements.balance.get(tokenId) as bigint | undefined;
+        return { ok: false, remainingMsat: balance === undefined ? 0n : BigInt(balance) };
+      });
     },
 
     async transactions(filter: TransactionFilter = {}) {
