@@ -136,8 +136,10 @@ describe('the Aperture sample config', () => {
       grpcaddress: { host: '127.0.0.1', port: 10010 },
       insecure: false,
       tlscertpath: join(FIXTURES, 'path-to-pricer-server-tls-cert/tls.cert'),
+      httpurl: undefined,
       metered: false,
       usagetailbytes: 16_384,
+      timeout: 3_000,
     });
   });
 
@@ -356,7 +358,7 @@ describe('errors name the file, the line and the key', () => {
       'aperture.yaml:8: services[1].authscheme: "mpp" needs authenticator.enablempp: true',
     );
     expect(failure(service('    dynamicprice:\n      enabled: true\n      insecure: true\n')).message).toBe(
-      'aperture.yaml:8: services[1].dynamicprice.grpcaddress: missing: required when enabled',
+      'aperture.yaml:8: services[1].dynamicprice.grpcaddress: missing: required when enabled (or httpurl)',
     );
     expect(failure(service('    dynamicprice:\n      metered: true\n')).message).toBe(
       'aperture.yaml:9: services[1].dynamicprice.metered: needs dynamicprice.enabled: true',

@@ -38,6 +38,7 @@ import { ipList } from './internal/ip.js';
 import { certificateAt, masterKeyAt, selfSignedAt } from './internal/secrets.js';
 import * as Log from './Log.js';
 import * as Listener from './listener.js';
+import * as Metered from './metered.js';
 import * as ReverseProxy from './proxy.js';
 import * as Router from './router.js';
 import * as Upgrade from './upgrade.js';
@@ -166,8 +167,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       : config.tlsselfsigned
         ? selfSignedAt(config.tlscertpath, config.tlskeypath, certificateHosts(config), now)
         : certificateAt(config.tlscertpath, config.tlskeypath);
+    const pricing = Metered.create(config.services, { store, log });
+    closers.push(() => pricing.close());
     const handler = Handler.create({
-      router: Router.create(config.services),
+      router: Router.create(config.services, pricing.routes),
+      meters: pricing.meters,
       authority,
       proxy,
       grpc,
@@ -229,9 +233,6 @@ export function notServed(config: Config): string[] {
   const out: string[] = [];
   config.services.forEach((service, i) => {
     const at = `services[${i}] (${service.name})`;
-    if (service.dynamicprice.enabled) {
-      out.push(`${at}: dynamicprice is not served yet; the static price of ${service.price} sat applies`);
-    }
     if (service.ratelimits.length > 0) out.push(`${at}: ratelimits are not enforced yet`);
     if (service.authscheme !== 'l402')
       out.push(`${at}: authscheme ${service.authscheme}: only L402 is offered yet`);

@@ -38,6 +38,7 @@ import type { Freebies } from './freebies.js';
 import { type GrpcProxy, isCall } from './grpc.js';
 import { clientAddress, type IpList } from './internal/ip.js';
 import type { Logger } from './Log.js';
+import type { Meter, UsageObserver } from './metered.js';
 import {
   answer,
   failure,
@@ -61,6 +62,8 @@ export interface Options {
   readonly grpc: GrpcProxy;
   readonly upgrades: Upgrades;
   readonly freebies: Freebies;
+  /** Metered services (prepaid credit, Aperture's metered pricer) by name: decided in place of the Authority. */
+  readonly meters?: ReadonlyMap<string, Meter>;
   readonly blocklist: IpList;
   readonly trusted: IpList;
   readonly maxbodybytes: number | undefined;
@@ -132,7 +135,12 @@ interface Outcome {
 /** What the gateway does with a request: answer it itself, or forward it to `target`. */
 type Admission =
   | { readonly kind: 'answer'; readonly reply: Reply; readonly outcome?: Outcome }
-  | { readonly kind: 'forward'; readonly target: Target; readonly outcome: Outcome };
+  | {
+      readonly kind: 'forward';
+      readonly target: Target;
+      readonly outcome: Outcome;
+      readonly usage?: UsageObserver | undefined;
+    };
 
 /** The gateway's request listener and upgrade hook (see {@link create}). */
 export interface Handler {
@@ -179,6 +187,7 @@ export function create(options: Options): Handler {
     let forwarded = credential === 'malformed' ? undefined : credential;
     let authorization: readonly string[] | undefined;
     let headers: readonly Authority.Header[] = [];
+    let usage: UsageObserver | undefined;
     const freebie =
       target.access === 'freebie' &&
       credential === undefined &&
@@ -187,15 +196,18 @@ export function create(options: Options): Handler {
     if (target.access !== 'open' && !freebie) {
       if (authority === undefined)
         throw new Error(`service ${service.name} needs payment but Lightning is disabled`);
-      const decision = await authority.authorize(
-        {
-          method: request.method ?? 'GET',
-          url: resolved.forward,
-          headers: request.headers,
-          remoteAddress: client,
-        },
-        target.route,
-      );
+      const view = {
+        method: request.method ?? 'GET',
+        url: resolved.forward,
+        headers: request.headers,
+        remoteAddress: client,
+      };
+      const meter = options.meters?.get(service.name);
+      const metered = meter
+        ? await meter.authorize(authority, view, target.route)
+        : { decision: await authority.authorize(view, target.route) };
+      const { decision } = metered;
+      usage = metered.usage;
       if (decision.kind === 'respond') {
         return {
           kind: 'answer',
@@ -218,6 +230,7 @@ export function create(options: Options): Handler {
         headers,
       },
       outcome: { service: service.name, outcome: freebie ? 'freebie' : target.access },
+      usage,
     };
   }
 
@@ -251,6 +264,7 @@ export function create(options: Options): Handler {
           send(response, admission.reply);
           return admission.outcome;
         }
+        admission.usage?.attach(request, response);
         if (isCall(request)) await grpc.forward(request, response as Http2ServerResponse, admission.target);
         else await proxy.forward(request, response, admission.target);
         return admission.outcome;
@@ -277,6 +291,7 @@ export function create(options: Options): Handler {
           return { status: admission.reply.status, ...admission.outcome };
         }
         const status = await upgrades.relay(request, socket, head, admission.target);
+        admission.usage?.release(status ?? 502);
         return { status, ...admission.outcome };
       };
       handle().then(
