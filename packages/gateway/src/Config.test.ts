@@ -371,6 +371,66 @@ describe('errors name the file, the line and the key', () => {
     );
   });
 
+  test('pricers and prepaid credit', () => {
+    const parse = (extra: string) =>
+      Config.parse(service(extra), 'aperture.yaml', { env: {} }).config.services[1]!;
+    expect(
+      parse(
+        '    dynamicprice:\n      enabled: true\n      httpurl: "http://127.0.0.1:9/price"\n      timeout: 500ms\n',
+      ).dynamicprice,
+    ).toEqual({
+      enabled: true,
+      grpcaddress: undefined,
+      httpurl: new URL('http://127.0.0.1:9/price'),
+      insecure: true,
+      tlscertpath: undefined,
+      metered: false,
+      usagetailbytes: 16_384,
+      timeout: 500,
+    });
+    expect(parse('    price: 2\n    prepaid:\n      credit: 500\n')).toMatchObject({
+      price: 2,
+      prepaid: { credit: 500 },
+    });
+    expect(parse('').prepaid).toBeUndefined();
+    expect(
+      failure(
+        service(
+          '    dynamicprice:\n      enabled: true\n      grpcaddress: "h:1"\n      httpurl: "http://h/p"\n',
+        ),
+      ).message,
+    ).toBe(
+      'aperture.yaml:11: services[1].dynamicprice.httpurl: give either grpcaddress or httpurl, not both',
+    );
+    expect(
+      failure(service('    dynamicprice:\n      enabled: true\n      httpurl: "ftp://h/p"\n')).message,
+    ).toBe(
+      'aperture.yaml:10: services[1].dynamicprice.httpurl: expected an http:// or https:// URL, got "ftp://h/p"',
+    );
+    expect(
+      failure(
+        service('    dynamicprice:\n      enabled: true\n      httpurl: "http://h/p"\n      metered: true\n'),
+      ).message,
+    ).toMatch(/^aperture\.yaml:11: services\[1\]\.dynamicprice\.metered: needs a gRPC pricer/);
+    expect(
+      failure(
+        service(
+          '    dynamicprice:\n      enabled: true\n      grpcaddress: "h:1"\n      insecure: true\n      timeout: 0s\n',
+        ),
+      ).message,
+    ).toMatch(/^aperture\.yaml:12: services\[1\]\.dynamicprice\.timeout: expected a positive duration/);
+    expect(failure(service('    prepaid:\n      credit: 0\n')).message).toBe(
+      'aperture.yaml:9: services[1].prepaid.credit: expected a positive integer, got 0',
+    );
+    expect(
+      failure(
+        service(
+          '    dynamicprice:\n      enabled: true\n      grpcaddress: "h:1"\n      insecure: true\n      metered: true\n    prepaid:\n      credit: 9\n',
+        ),
+      ).message,
+    ).toMatch(/services\[1\]\.prepaid\.credit: cannot be combined with dynamicprice\.metered/);
+  });
+
   test('bad header and constraint entries', () => {
     expect(failure(service('    headers:\n      "Bad Name": x\n')).message).toBe(
       'aperture.yaml:9: services[1].headers["Bad Name"]: not a valid HTTP header name',

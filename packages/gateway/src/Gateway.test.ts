@@ -451,7 +451,6 @@ prometheus: { enabled: true }
       { env: {} },
     );
     expect(Gateway.notServed(config)).toEqual([
-      'services[4] (down): dynamicprice is not served yet; the static price of 1 sat applies',
       'services[4] (down): ratelimits are not enforced yet',
       'prometheus.enabled: metrics are not served yet',
     ]);
