@@ -692,6 +692,36 @@ describe('immutability', () => {
 });
 
 describe('the README', () => {
+  test("its dynamic prices and metering example loads, and so does the root README's", () => {
+    const gateway = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const root = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const after = (text: string, heading: string) =>
+      /```yaml\n([\s\S]*?)```/.exec(text.slice(text.indexOf(heading)))![1]!;
+    const { config, warnings } = Config.parse(
+      `${BASE}${after(gateway, '## Dynamic prices and metering')}`,
+      'README.md',
+      { env: {} },
+    );
+    expect(warnings).toEqual([]);
+    const [llm, search, api] = config.services;
+    expect(llm!.dynamicprice).toMatchObject({
+      enabled: true,
+      metered: true,
+      timeout: 3_000,
+      insecure: false,
+    });
+    expect(search!.dynamicprice).toMatchObject({
+      enabled: true,
+      httpurl: new URL('http://127.0.0.1:9000/price'),
+    });
+    expect(api).toMatchObject({ price: 2, prepaid: { credit: 1000 } });
+    const rooted = Config.parse(`${BASE}${after(root, 'Prices can come from a pricer')}`, 'README.md', {
+      env: {},
+    });
+    expect(rooted.warnings).toEqual([]);
+    expect(rooted.config.services.map((s) => s.name)).toEqual(['api', 'search']);
+  });
+
   test('its example runs and says what it shows', async () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const block = /```ts\n([\s\S]*?)```/.exec(readme)![1]!;
