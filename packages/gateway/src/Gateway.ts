@@ -172,6 +172,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const handler = Handler.create({
       router: Router.create(config.services, pricing.routes),
       meters: pricing.meters,
+      view: pricing.view,
       authority,
       proxy,
       grpc,

@@ -64,6 +64,8 @@ export interface Options {
   readonly freebies: Freebies;
   /** Metered services (prepaid credit, Aperture's metered pricer) by name: decided in place of the Authority. */
   readonly meters?: ReadonlyMap<string, Meter>;
+  /** Extras for a service's request view (a gRPC pricer's lazy body-prefix reader). */
+  readonly view?: (service: string, request: Request) => object | undefined;
   readonly blocklist: IpList;
   readonly trusted: IpList;
   readonly maxbodybytes: number | undefined;
@@ -201,6 +203,7 @@ export function create(options: Options): Handler {
         url: resolved.forward,
         headers: request.headers,
         remoteAddress: client,
+        ...options.view?.(service.name, request),
       };
       const meter = options.meters?.get(service.name);
       const metered = meter

@@ -57,6 +57,8 @@ export interface Meter {
 export interface Pricing {
   /** Routes for services whose price is not the plain static one (pricer or prepaid credit). */
   readonly routes: ReadonlyMap<string, Authority.Route>;
+  /** For services with a gRPC pricer: the lazy body-prefix reader to put on the request's view. */
+  view(service: string, request: Request): { readonly bodyPrefix: () => Promise<Uint8Array> } | undefined;
   readonly meters: ReadonlyMap<string, Meter>;
   close(): Promise<void>;
 }
@@ -337,10 +339,13 @@ export function create(services: readonly Service[], options: Options): Pricing 
   const routes = new Map<string, Authority.Route>();
   const meters = new Map<string, Meter>();
   const pricers: Pricers.Pricer[] = [];
+  /** gRPC pricers get the body's head (Aperture's shape); the timeout bounds waiting for it. */
+  const bodyTimeouts = new Map<string, number>();
   for (const service of services) {
     const dynamic = service.dynamicprice;
     const pricer = dynamic.enabled ? Pricers.connect(dynamic, service.name) : undefined;
     if (pricer !== undefined) pricers.push(pricer);
+    if (dynamic.enabled && dynamic.grpcaddress !== undefined) bodyTimeouts.set(service.name, dynamic.timeout);
     const base = routeOf(service);
     if (service.prepaid !== undefined) {
       // The credit is a fixed price, so the token spans the service (each request is still priced by the pricer).
@@ -355,6 +360,11 @@ export function create(services: readonly Service[], options: Options): Pricing 
   return {
     routes,
     meters,
+    view(service, request) {
+      const timeout = bodyTimeouts.get(service);
+      if (timeout === undefined) return undefined;
+      return { bodyPrefix: Pricers.bodyPrefix(request, timeout) };
+    },
     async close() {
       await Promise.all(pricers.map((p) => p.close()));
     },

@@ -25,7 +25,8 @@ import * as Pricing from './pricing.js';
 
 const backendSaw: { url: string; acceptEncoding: string | undefined }[] = [];
 const backend = http.createServer(async (request, response) => {
-  for await (const _ of request);
+  let bytes = 0;
+  for await (const chunk of request) bytes += (chunk as Buffer).length;
   backendSaw.push({ url: request.url!, acceptEncoding: request.headers['accept-encoding'] });
   const url = new URL(request.url!, 'http://x');
   if (url.pathname.startsWith('/m/')) {
@@ -35,7 +36,7 @@ const backend = http.createServer(async (request, response) => {
     return;
   }
   response.setHeader('content-type', 'application/json');
-  response.end(JSON.stringify({ path: url.pathname }));
+  response.end(JSON.stringify({ path: url.pathname, bytes }));
 });
 
 // ——— a gRPC pricer implementing Aperture's Prices service, priced by path, with bundles ———
@@ -177,15 +178,23 @@ interface Reply {
   readonly body: string;
 }
 
-function send(url: string, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> {
+function send(
+  url: string,
+  headers: http.OutgoingHttpHeaders = {},
+  body?: { readonly data: Buffer; readonly chunked?: boolean },
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { headers, agent: false }, async (response) => {
+    const method = body === undefined ? 'GET' : 'POST';
+    const request = http.request(url, { method, headers, agent: false }, async (response) => {
       let body = '';
       for await (const chunk of response) body += chunk;
       resolve({ status: response.statusCode!, headers: response.headers, body });
     });
     request.on('error', reject);
-    request.end();
+    if (body?.chunked) {
+      for (let i = 0; i < body.data.length; i += 8_192) request.write(body.data.subarray(i, i + 8_192));
+      request.end();
+    } else request.end(body?.data);
   });
 }
 
@@ -283,7 +292,7 @@ describe('dynamicprice with a gRPC pricer (Aperture pricesrpc.Prices)', () => {
     expect(Macaroon.firstPartyCaveats(token.macaroon)[0]).toBe('services=dyn/dyn/a:0');
     const paid = await send(`${gateway.url}/dyn/a`, { authorization: token.authorization });
     expect(paid.status).toBe(200);
-    expect(JSON.parse(paid.body)).toEqual({ path: '/dyn/a' });
+    expect(JSON.parse(paid.body)).toEqual({ path: '/dyn/a', bytes: 0 });
     const elsewhere = await send(`${gateway.url}/dyn/bb`, { authorization: token.authorization });
     expect(elsewhere.status).toBe(402);
     expect(satsOf(elsewhere)).toBe(34);
@@ -292,8 +301,40 @@ describe('dynamicprice with a gRPC pricer (Aperture pricesrpc.Prices)', () => {
   it('lets a request the pricer prices at 0 through without a token', async () => {
     const free = await send(`${gateway.url}/dyn/free/x`);
     expect(free.status).toBe(200);
-    expect(JSON.parse(free.body)).toEqual({ path: '/dyn/free/x' });
+    expect(JSON.parse(free.body)).toEqual({ path: '/dyn/free/x', bytes: 0 });
   });
+
+  it("sends the pricer the body's first 64 KiB, as Aperture, and the backend still gets every byte", async () => {
+    const json = JSON.stringify({ model: 'big-model', prompt: 'x'.repeat(100_000) });
+    const data = Buffer.from(json);
+    const reply = await send(
+      `${gateway.url}/dyn/free/post`,
+      { 'content-type': 'application/json' },
+      { data },
+    );
+    expect(reply.status).toBe(200);
+    expect(JSON.parse(reply.body)).toEqual({ path: '/dyn/free/post', bytes: data.length });
+    const text = String(callsOf('GetPrice').at(-1)!.http_request_text);
+    expect(text).toMatch(/^POST \/dyn\/free\/post HTTP\/1\.1\r\n/);
+    expect(text.endsWith(`\r\n\r\n${json.slice(0, 65_536)}`)).toBe(true);
+
+    // A chunked body (no Content-Length) is not read ahead: the pricer gets the head only.
+    const chunked = await send(`${gateway.url}/dyn/free/post`, {}, { data, chunked: true });
+    expect(JSON.parse(chunked.body)).toEqual({ path: '/dyn/free/post', bytes: data.length });
+    expect(String(callsOf('GetPrice').at(-1)!.http_request_text).endsWith('\r\n\r\n')).toBe(true);
+
+    // Unpaid: priced with the body's head, answered 402 without reading the rest.
+    const small = Buffer.from('{"model":"m"}');
+    const unpaid = await send(
+      `${gateway.url}/dyn/a`,
+      { 'content-type': 'application/json' },
+      { data: small },
+    );
+    expect(unpaid.status).toBe(402);
+    expect(String(callsOf('GetPrice').at(-1)!.http_request_text).endsWith('\r\n\r\n{"model":"m"}')).toBe(
+      true,
+    );
+  }, 20_000);
 
   it('answers 500 when the pricer is down, slow (past dynamicprice.timeout), failing, or answers a negative price', async () => {
     for (const [url, why] of [

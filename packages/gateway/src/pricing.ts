@@ -15,10 +15,10 @@
  * answers nonsense makes the call reject with a {@link PricerError}; the Authority turns that into
  * Aperture's `500 failure fetching resource price`, never a hanging request or a free pass.
  *
- * What a pricer never sees: the request's credentials (`Authorization`, `Macaroon`,
- * `Grpc-Metadata-Macaroon`, `Cookie`, `Proxy-Authorization` are left out of the text), nor the
- * request body (the gateway streams bodies to the backend without buffering them; Aperture sends a
- * 64 KiB body prefix).
+ * The gRPC pricer also gets the first 64 KiB of a request body, as Aperture sends them (meterd reads
+ * the model from a JSON body): read only when the pricer is actually asked, and put back on the
+ * request for the backend ({@link bodyPrefix}). What a pricer never sees: the request's credentials
+ * (`Authorization`, `Macaroon`, `Grpc-Metadata-Macaroon`, `Cookie`, `Proxy-Authorization` are left out).
  *
  * @example
  * const pricer = Pricing.connect(service.dynamicprice, service.name);
@@ -26,6 +26,7 @@
  * pricer.close();
  */
 import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -49,6 +50,78 @@ const SUMMARY_HEADERS = ['host', 'accept', 'content-type', 'content-length', 'us
 
 /** The largest answer read from an HTTP pricer. */
 const MAX_ANSWER_BYTES = 16_384;
+
+/** How much of a request body the gRPC pricer is sent, as Aperture's `maxPricerBodyBytes`. */
+export const MAX_BODY_PREFIX = 64 * 1024;
+
+/** A request as a pricer sees it: the Authority's view, and (gateway requests) a way to its body's head. */
+export interface PricedRequest extends RequestView {
+  /** The first {@link MAX_BODY_PREFIX} bytes of the body, read once on first call and left on the stream. */
+  readonly bodyPrefix?: () => Promise<Uint8Array>;
+}
+
+/**
+ * A lazy reader of the first `max` bytes of a request body that leaves them on the stream, so the
+ * backend still gets every byte. Only bodies with a `Content-Length` are read (the last read and the
+ * put-back then happen in one tick, before the stream can end); a chunked body gives an empty prefix.
+ * Waits at most `timeoutMs` for a slow client, then gives what has arrived.
+ *
+ * @example
+ * const view = { method, url, headers, bodyPrefix: Pricing.bodyPrefix(request, 3_000) };
+ */
+export function bodyPrefix(
+  stream: Readable & { readonly headers: Readonly<Record<string, string | string[] | undefined>> },
+  timeoutMs: number,
+  max = MAX_BODY_PREFIX,
+): () => Promise<Uint8Array> {
+  let read: Promise<Uint8Array> | undefined;
+  return () => {
+    read ??= readPrefix(stream, Math.min(max, Number(stream.headers['content-length'] ?? 0) || 0), timeoutMs);
+    return read;
+  };
+}
+
+async function readPrefix(stream: Readable, want: number, timeoutMs: number): Promise<Uint8Array> {
+  if (want <= 0 || !Number.isSafeInteger(want)) return new Uint8Array(0);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const deadline = Date.now() + timeoutMs;
+  while (size < want) {
+    const chunk = stream.read() as Buffer | null;
+    if (chunk !== null) {
+      chunks.push(chunk);
+      size += chunk.length;
+      continue;
+    }
+    const left = deadline - Date.now();
+    if (stream.destroyed || left <= 0) break;
+    const more = await new Promise<boolean>((resolve) => {
+      const done = (value: boolean) => () => {
+        clearTimeout(timer);
+        for (const [event, listener] of listeners) stream.off(event, listener);
+        resolve(value);
+      };
+      const listeners: [string, () => void][] = [
+        ['readable', done(true)],
+        ['end', done(false)],
+        ['close', done(false)],
+        ['error', done(false)],
+      ];
+      const timer = setTimeout(done(false), left);
+      for (const [event, listener] of listeners) stream.on(event, listener);
+    });
+    if (!more) break;
+  }
+  const all = Buffer.concat(chunks);
+  if (all.length > 0) {
+    try {
+      stream.unshift(all);
+    } catch {
+      // The client went away mid-body: nothing will be forwarded anyway.
+    }
+  }
+  return all.subarray(0, want);
+}
 
 /** `AuthorizeRequest`'s answer. */
 export interface Authorization {
@@ -120,14 +193,15 @@ const splitUrl = (url: string): { path: string; query: string } => {
 };
 
 /**
- * The request as Aperture's pricers read it (`httputil.DumpRequest(r, false)`): request line, `Host`,
- * the other headers in canonical case, sorted, and a blank line; credentials left out.
+ * The request as Aperture's pricers read it (`httputil.DumpRequest(r, false)` and the body's head):
+ * request line, `Host`, the other headers in canonical case, sorted, a blank line, then `body` as
+ * UTF-8 (a proto3 string must be); credentials left out.
  *
  * @example
  * requestText({ method: 'GET', url: '/a?x=1', headers: { host: 'h', accept: '*' } });
  * // 'GET /a?x=1 HTTP/1.1\r\nHost: h\r\nAccept: *\r\n\r\n'
  */
-export function requestText(request: RequestView): string {
+export function requestText(request: RequestView, body: Uint8Array = new Uint8Array(0)): string {
   let host = '';
   const lines: [string, string][] = [];
   for (const [name, value] of entries(request.headers)) {
@@ -141,8 +215,11 @@ export function requestText(request: RequestView): string {
   }
   lines.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const head = `${request.method} ${request.url} HTTP/1.1\r\nHost: ${host}\r\n`;
-  return `${head}${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`;
+  return `${head}${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n${Buffer.from(body).toString('utf8')}`;
 }
+
+/** {@link requestText} with the body's head, when the request has a way to it. */
+const dumped = async (request: PricedRequest) => requestText(request, await request.bodyPrefix?.());
 
 /**
  * What the HTTP pricer is POSTed: method, path, query (without `?`), a few headers, the service.
@@ -271,7 +348,7 @@ function connectGrpc(
         async challengeMinted(request, tokenId, priceSats, service) {
           await call('ChallengeMinted', {
             path: path(request),
-            http_request_text: requestText(request),
+            http_request_text: await dumped(request),
             token_id: tokenId,
             price_sats: String(priceSats),
             service_name: service,
@@ -280,7 +357,7 @@ function connectGrpc(
         async authorize(request, tokenId, service) {
           const answer = await call('AuthorizeRequest', {
             path: path(request),
-            http_request_text: requestText(request),
+            http_request_text: await dumped(request),
             token_id: tokenId,
             service_name: service,
           });
@@ -309,7 +386,10 @@ function connectGrpc(
     : undefined;
   return {
     async price(request) {
-      const answer = await call('GetPrice', { path: path(request), http_request_text: requestText(request) });
+      const answer = await call('GetPrice', {
+        path: path(request),
+        http_request_text: await dumped(request),
+      });
       return sats(answer.price_sats ?? '0', 'GetPrice price_sats');
     },
     metered,
