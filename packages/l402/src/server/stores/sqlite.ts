@@ -295,7 +295,7 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
     }
     try {
       const results = debitAll.immediate(batch);
-      batch.forEach((d, i) => d.resolve(results[i] as Debit));
+      for (const [i, d] of batch.entries()) d.resolve(results[i] as Debit);
     } catch (error) {
       const failed = failure(path, 'debit', error);
       for (const d of batch) d.reject(failed);
