@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -388,6 +389,56 @@ describe('dynamicprice with an HTTP pricer (httpurl)', () => {
     expect([garbage.status, garbage.body]).toEqual([500, 'failure fetching resource price\n']);
     const down = await send(`${gateway.url}/hgone/x`);
     expect([down.status, down.body]).toEqual([500, 'failure fetching resource price\n']);
+  }, 30_000);
+});
+
+describe('an HTTPS pricer, and prepaid credit priced per request by a pricer', () => {
+  it('verifies the pricer against tlscertpath, and debits each request the price the pricer names', async () => {
+    const cert = join(home, 'http-pricer.cert');
+    const pair = selfSignedAt(cert, join(home, 'http-pricer.key'), ['localhost', '127.0.0.1']);
+    const secure = https.createServer({ cert: pair.cert, key: pair.key }, (request, response) =>
+      httpPricer.emit('request', request, response),
+    );
+    const port = await listen(secure as unknown as http.Server);
+    try {
+      const gateway = await start(
+        yaml(`
+  - name: metered
+    pathregexp: '^/p/'
+    address: "${upstream}"
+    prepaid:
+      credit: 100
+    dynamicprice:
+      enabled: true
+      httpurl: "https://127.0.0.1:${port}/price"
+      tlscertpath: ${JSON.stringify(cert)}
+`),
+      );
+      // The credit is what the token costs; the pricer prices each request drawn from it.
+      const offer = await send(`${gateway.url}/p/a?n=9`);
+      expect(satsOf(offer)).toBe(100);
+      const token = await pay(offer);
+      const auth = { authorization: token.authorization };
+      const balances: unknown[] = [];
+      for (const [path, n] of [
+        ['/p/a', 2],
+        ['/p/other', 5],
+        ['/p/a', 0],
+      ] as const) {
+        const reply = await send(`${gateway.url}${path}?n=${n}`, auth);
+        expect(reply.status).toBe(200);
+        balances.push(reply.headers['l402-balance']);
+      }
+      // 14, 35 and 0 sats: a prepaid token spans the service's paths.
+      expect(balances).toEqual(['86', '51', '51']);
+      const tooDear = await send(`${gateway.url}/p/a?n=8`, auth);
+      expect(tooDear.status).toBe(402);
+      expect(satsOf(tooDear)).toBe(100);
+      expect((await send(`${gateway.url}/p/a?n=7`, auth)).headers['l402-balance']).toBe('2');
+    } finally {
+      secure.closeAllConnections();
+      await new Promise((r) => secure.close(r));
+    }
   }, 30_000);
 });
 
