@@ -167,7 +167,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       : config.tlsselfsigned
         ? selfSignedAt(config.tlscertpath, config.tlskeypath, certificateHosts(config), now)
         : certificateAt(config.tlscertpath, config.tlskeypath);
-    const pricing = Metered.create(config.services, { store, log });
+    const pricing = await Metered.create(config.services, { store, log });
     closers.push(() => pricing.close());
     const handler = Handler.create({
       router: Router.create(config.services, pricing.routes),

@@ -17,7 +17,7 @@
  *   backoff, off the request path).
  *
  * @example
- * const pricing = Metered.create(config.services, { store, log });
+ * const pricing = await Metered.create(config.services, { store, log });
  * const router = Router.create(config.services, pricing.routes);
  * const metered = await pricing.meters.get('api')!.authorize(authority, view, route);
  * await pricing.close();
@@ -329,21 +329,30 @@ function aperture(
 }
 
 /**
- * Pricers, routes and meters for `services` (pricers connect lazily; nothing is awaited here).
+ * Pricers, routes and meters for `services` (gRPC channels connect on their first call).
  *
  * @example
- * const pricing = Metered.create(config.services, { store, log });
+ * const pricing = await Metered.create(config.services, { store, log });
  * pricing.routes.get('api')?.pathBound; // true for a dynamicprice service
  */
-export function create(services: readonly Service[], options: Options): Pricing {
+export async function create(services: readonly Service[], options: Options): Promise<Pricing> {
   const routes = new Map<string, Authority.Route>();
   const meters = new Map<string, Meter>();
   const pricers: Pricers.Pricer[] = [];
   /** gRPC pricers get the body's head (Aperture's shape); the timeout bounds waiting for it. */
   const bodyTimeouts = new Map<string, number>();
+  const close = async () => {
+    await Promise.all(pricers.map((p) => p.close()));
+  };
   for (const service of services) {
     const dynamic = service.dynamicprice;
-    const pricer = dynamic.enabled ? Pricers.connect(dynamic, service.name) : undefined;
+    let pricer: Pricers.Pricer | undefined;
+    try {
+      pricer = dynamic.enabled ? await Pricers.connect(dynamic, service.name) : undefined;
+    } catch (error) {
+      await close();
+      throw error;
+    }
     if (pricer !== undefined) pricers.push(pricer);
     if (dynamic.enabled && dynamic.grpcaddress !== undefined) bodyTimeouts.set(service.name, dynamic.timeout);
     const base = routeOf(service);
@@ -365,8 +374,6 @@ export function create(services: readonly Service[], options: Options): Pricing 
       if (timeout === undefined) return undefined;
       return { bodyPrefix: Pricers.bodyPrefix(request, timeout) };
     },
-    async close() {
-      await Promise.all(pricers.map((p) => p.close()));
-    },
+    close,
   };
 }

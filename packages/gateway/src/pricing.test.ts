@@ -100,7 +100,7 @@ async function servePricer(
   credentials: grpc.ServerCredentials,
 ): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server();
-  server.addService(Pricing.pricesService().service, pricesImpl as grpc.UntypedServiceImplementation);
+  server.addService((await Pricing.pricesService()).service, pricesImpl as grpc.UntypedServiceImplementation);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', credentials, (error, port) => (error ? reject(error) : resolve(port))),
   );
@@ -390,6 +390,29 @@ describe('dynamicprice with an HTTP pricer (httpurl)', () => {
     const down = await send(`${gateway.url}/hgone/x`);
     expect([down.status, down.body]).toEqual([500, 'failure fetching resource price\n']);
   }, 30_000);
+});
+
+describe('a pricer certificate that cannot be read', () => {
+  it('stops the gateway at start with L402_GATEWAY_UPSTREAM', async () => {
+    const missing = join(home, 'no-such.cert');
+    const { config } = Config.parse(
+      yaml(
+        dynamic(
+          'x',
+          'x',
+          `      grpcaddress: "127.0.0.1:1"\n      tlscertpath: ${JSON.stringify(missing)}\n`,
+        ),
+      ),
+      'test.yaml',
+      { env: {} },
+    );
+    const started = Gateway.start(config, { log: Log.silent, listen: { host: '127.0.0.1', port: 0 } });
+    await expect(started).rejects.toMatchObject({
+      name: 'StartError',
+      code: 'L402_GATEWAY_UPSTREAM',
+      message: expect.stringContaining(`dynamicprice.tlscertpath ${missing} cannot be read`),
+    });
+  });
 });
 
 describe('an HTTPS pricer, and prepaid credit priced per request by a pricer', () => {

@@ -21,15 +21,14 @@
  * (`Authorization`, `Macaroon`, `Grpc-Metadata-Macaroon`, `Cookie`, `Proxy-Authorization` are left out).
  *
  * @example
- * const pricer = Pricing.connect(service.dynamicprice, service.name);
+ * const pricer = await Pricing.connect(service.dynamicprice, service.name);
  * const route = { ...Router.routeOf(service), price: (request) => pricer.price(request), pathBound: true };
  * pricer.close();
  */
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as grpc from '@grpc/grpc-js';
 import type { RequestView } from 'l402/server';
 import { Agent, request as httpRequest } from 'undici';
 import type { DynamicPrice } from './Config.js';
@@ -276,7 +275,18 @@ type Unary = (
 type PricesClient = grpc.Client &
   Record<'GetPrice' | 'ChallengeMinted' | 'AuthorizeRequest' | 'ReportUsage', Unary>;
 
-let prices: grpc.ServiceClientConstructor | undefined;
+/** grpc-js and the proto, loaded on first use: a gateway without a gRPC pricer never pays for them at start. */
+let loaded: Promise<{ grpc: typeof grpc; Prices: grpc.ServiceClientConstructor }> | undefined;
+
+function loadGrpc(): Promise<{ grpc: typeof grpc; Prices: grpc.ServiceClientConstructor }> {
+  loaded ??= (async () => {
+    const [grpcJs, protoLoader] = await Promise.all([import('@grpc/grpc-js'), import('@grpc/proto-loader')]);
+    const definition = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, defaults: true });
+    const pkg = grpcJs.loadPackageDefinition(definition).pricesrpc as grpc.GrpcObject;
+    return { grpc: grpcJs, Prices: pkg.Prices as grpc.ServiceClientConstructor };
+  })();
+  return loaded;
+}
 
 /**
  * The `pricesrpc.Prices` service definition loaded from the vendored proto (int64 as decimal strings,
@@ -284,22 +294,22 @@ let prices: grpc.ServiceClientConstructor | undefined;
  *
  * @example
  * const server = new grpc.Server();
- * server.addService(Pricing.pricesService().service, { GetPrice: (call, done) => done(null, { price_sats: 21 }) });
+ * server.addService((await Pricing.pricesService()).service, { GetPrice: (call, done) => done(null, { price_sats: 21 }) });
  */
-export function pricesService(): grpc.ServiceClientConstructor {
-  if (prices === undefined) {
-    const definition = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, defaults: true });
-    const pkg = grpc.loadPackageDefinition(definition).pricesrpc as grpc.GrpcObject;
-    prices = pkg.Prices as grpc.ServiceClientConstructor;
-  }
-  return prices;
+export async function pricesService(): Promise<grpc.ServiceClientConstructor> {
+  return (await loadGrpc()).Prices;
 }
 
 const hostPort = (a: { host: string; port: number }) =>
   a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 
-function grpcFailure(error: grpc.ServiceError, call: string, timeoutMs: number): PricerError {
-  if (error.code === grpc.status.DEADLINE_EXCEEDED) {
+function grpcFailure(
+  status: typeof grpc.status,
+  error: grpc.ServiceError,
+  call: string,
+  timeoutMs: number,
+): PricerError {
+  if (error.code === status.DEADLINE_EXCEEDED) {
     return new PricerError(
       'L402_PRICER_TIMEOUT',
       `the pricer did not answer ${call} within ${timeoutMs} ms`,
@@ -315,14 +325,14 @@ function grpcFailure(error: grpc.ServiceError, call: string, timeoutMs: number):
   );
 }
 
-function connectGrpc(
+async function connectGrpc(
   config: Extract<DynamicPrice, { enabled: true }>,
   address: { host: string; port: number },
-): Pricer {
-  const credentials = config.insecure
-    ? grpc.credentials.createInsecure()
-    : grpc.credentials.createSsl(certificate(config.tlscertpath as string));
-  const Client = pricesService();
+): Promise<Pricer> {
+  const cert = config.insecure ? undefined : certificate(config.tlscertpath as string);
+  const { grpc, Prices: Client } = await loadGrpc();
+  const credentials =
+    cert === undefined ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(cert);
   const client = new Client(hostPort(address), credentials) as unknown as PricesClient;
   const timeoutMs = config.timeout;
   const call = (
@@ -337,7 +347,7 @@ function connectGrpc(
         new grpc.Metadata(),
         { deadline: Date.now() + ms },
         (error, response) => {
-          if (error) reject(grpcFailure(error, name, ms));
+          if (error) reject(grpcFailure(grpc.status, error, name, ms));
           else resolve(response ?? {});
         },
       );
@@ -471,13 +481,16 @@ function connectHttp(config: Extract<DynamicPrice, { enabled: true }>, url: URL,
 }
 
 /**
- * The pricer a service's `dynamicprice` names (the gRPC channel connects lazily, on the first call).
+ * The pricer a service's `dynamicprice` names (grpc-js loads here; the channel connects on the first call).
  *
  * @example
- * const pricer = Pricing.connect(service.dynamicprice, service.name);
+ * const pricer = await Pricing.connect(service.dynamicprice, service.name);
  * await pricer.price({ method: 'GET', url: '/a', headers: {} }); // 21
  */
-export function connect(config: Extract<DynamicPrice, { enabled: true }>, service: string): Pricer {
+export async function connect(
+  config: Extract<DynamicPrice, { enabled: true }>,
+  service: string,
+): Promise<Pricer> {
   if (config.httpurl !== undefined) return connectHttp(config, config.httpurl, service);
   if (config.grpcaddress === undefined) throw new TypeError('dynamicprice needs grpcaddress or httpurl');
   return connectGrpc(config, config.grpcaddress);
