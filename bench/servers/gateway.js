@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { Config, Gateway } from '@l402/gateway';
 import { serve, settings } from './child.js';
 
-const { upstream, wallet, home } = await settings();
+// `services`: more service entries (YAML), for benches that compare services on one gateway.
+const { upstream, wallet, home, services = '' } = await settings();
 const yaml = `
 listenaddr: "127.0.0.1:8080"
 insecure: true
@@ -23,7 +24,7 @@ services:
     address: "${upstream}"
     protocol: http
     price: 1
-${process.env.BENCH_GATEWAY_PROMETHEUS === '1' ? 'prometheus:\n  enabled: true\n' : ''}`;
+${services}${process.env.BENCH_GATEWAY_PROMETHEUS === '1' ? 'prometheus:\n  enabled: true\n' : ''}`;
 const { config } = Config.parse(yaml, 'bench.yaml', { env: {} });
 const gateway = await Gateway.start(config, { home, listen: { host: '127.0.0.1', port: 0 } });
 serve({ port: gateway.address.port }, () => gateway.close({ graceMs: 1_000 }));

@@ -136,8 +136,10 @@ describe('the Aperture sample config', () => {
       grpcaddress: { host: '127.0.0.1', port: 10010 },
       insecure: false,
       tlscertpath: join(FIXTURES, 'path-to-pricer-server-tls-cert/tls.cert'),
+      httpurl: undefined,
       metered: false,
       usagetailbytes: 16_384,
+      timeout: 3_000,
     });
   });
 
@@ -362,7 +364,7 @@ describe('errors name the file, the line and the key', () => {
       'aperture.yaml:8: services[1].authscheme: "mpp" needs authenticator.enablempp: true',
     );
     expect(failure(service('    dynamicprice:\n      enabled: true\n      insecure: true\n')).message).toBe(
-      'aperture.yaml:8: services[1].dynamicprice.grpcaddress: missing: required when enabled',
+      'aperture.yaml:8: services[1].dynamicprice.grpcaddress: missing: required when enabled (or httpurl)',
     );
     expect(failure(service('    dynamicprice:\n      metered: true\n')).message).toBe(
       'aperture.yaml:9: services[1].dynamicprice.metered: needs dynamicprice.enabled: true',
@@ -373,6 +375,66 @@ describe('errors name the file, the line and the key', () => {
     expect(failure(service('    rewrite:\n      prefix: api\n')).message).toBe(
       'aperture.yaml:9: services[1].rewrite.prefix: expected an absolute path such as "/api/v1", got "api"',
     );
+  });
+
+  test('pricers and prepaid credit', () => {
+    const parse = (extra: string) =>
+      Config.parse(service(extra), 'aperture.yaml', { env: {} }).config.services[1]!;
+    expect(
+      parse(
+        '    dynamicprice:\n      enabled: true\n      httpurl: "http://127.0.0.1:9/price"\n      timeout: 500ms\n',
+      ).dynamicprice,
+    ).toEqual({
+      enabled: true,
+      grpcaddress: undefined,
+      httpurl: new URL('http://127.0.0.1:9/price'),
+      insecure: true,
+      tlscertpath: undefined,
+      metered: false,
+      usagetailbytes: 16_384,
+      timeout: 500,
+    });
+    expect(parse('    price: 2\n    prepaid:\n      credit: 500\n')).toMatchObject({
+      price: 2,
+      prepaid: { credit: 500 },
+    });
+    expect(parse('').prepaid).toBeUndefined();
+    expect(
+      failure(
+        service(
+          '    dynamicprice:\n      enabled: true\n      grpcaddress: "h:1"\n      httpurl: "http://h/p"\n',
+        ),
+      ).message,
+    ).toBe(
+      'aperture.yaml:11: services[1].dynamicprice.httpurl: give either grpcaddress or httpurl, not both',
+    );
+    expect(
+      failure(service('    dynamicprice:\n      enabled: true\n      httpurl: "ftp://h/p"\n')).message,
+    ).toBe(
+      'aperture.yaml:10: services[1].dynamicprice.httpurl: expected an http:// or https:// URL, got "ftp://h/p"',
+    );
+    expect(
+      failure(
+        service('    dynamicprice:\n      enabled: true\n      httpurl: "http://h/p"\n      metered: true\n'),
+      ).message,
+    ).toMatch(/^aperture\.yaml:11: services\[1\]\.dynamicprice\.metered: needs a gRPC pricer/);
+    expect(
+      failure(
+        service(
+          '    dynamicprice:\n      enabled: true\n      grpcaddress: "h:1"\n      insecure: true\n      timeout: 0s\n',
+        ),
+      ).message,
+    ).toMatch(/^aperture\.yaml:12: services\[1\]\.dynamicprice\.timeout: expected a positive duration/);
+    expect(failure(service('    prepaid:\n      credit: 0\n')).message).toBe(
+      'aperture.yaml:9: services[1].prepaid.credit: expected a positive integer, got 0',
+    );
+    expect(
+      failure(
+        service(
+          '    dynamicprice:\n      enabled: true\n      grpcaddress: "h:1"\n      insecure: true\n      metered: true\n    prepaid:\n      credit: 9\n',
+        ),
+      ).message,
+    ).toMatch(/services\[1\]\.prepaid\.credit: cannot be combined with dynamicprice\.metered/);
   });
 
   test('bad header and constraint entries', () => {
@@ -636,6 +698,36 @@ describe('immutability', () => {
 });
 
 describe('the README', () => {
+  test("its dynamic prices and metering example loads, and so does the root README's", () => {
+    const gateway = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const root = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const after = (text: string, heading: string) =>
+      /```yaml\n([\s\S]*?)```/.exec(text.slice(text.indexOf(heading)))![1]!;
+    const { config, warnings } = Config.parse(
+      `${BASE}${after(gateway, '## Dynamic prices and metering')}`,
+      'README.md',
+      { env: {} },
+    );
+    expect(warnings).toEqual([]);
+    const [llm, search, api] = config.services;
+    expect(llm!.dynamicprice).toMatchObject({
+      enabled: true,
+      metered: true,
+      timeout: 3_000,
+      insecure: false,
+    });
+    expect(search!.dynamicprice).toMatchObject({
+      enabled: true,
+      httpurl: new URL('http://127.0.0.1:9000/price'),
+    });
+    expect(api).toMatchObject({ price: 2, prepaid: { credit: 1000 } });
+    const rooted = Config.parse(`${BASE}${after(root, 'Prices can come from a pricer')}`, 'README.md', {
+      env: {},
+    });
+    expect(rooted.warnings).toEqual([]);
+    expect(rooted.config.services.map((s) => s.name)).toEqual(['api', 'search']);
+  });
+
   test('its example runs and says what it shows', async () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const block = /```ts\n([\s\S]*?)```/.exec(readme)![1]!;

@@ -78,16 +78,24 @@ export type Auth =
 /** Which payment schemes may pay for a service. */
 export type AuthScheme = 'l402' | 'mpp' | 'l402+mpp';
 
-/** Prices from a gRPC pricer (`pricesrpc.Prices`); when enabled, `price` is ignored and tokens are bound to the path. */
+/**
+ * Prices from a pricer: Aperture's gRPC `pricesrpc.Prices` at `grpcaddress`, or (l402) a plain HTTP
+ * pricer at `httpurl`. When enabled, `price` is ignored and tokens are bound to the path. `metered`
+ * (gRPC only) is Aperture's draw-down mode, where the pricer keeps the balances.
+ */
 export type DynamicPrice =
   | { readonly enabled: false }
   | {
       readonly enabled: true;
-      readonly grpcaddress: HostPort;
+      /** Exactly one of `grpcaddress` and `httpurl` is set. */
+      readonly grpcaddress: HostPort | undefined;
+      readonly httpurl: URL | undefined;
       readonly insecure: boolean;
       readonly tlscertpath: string | undefined;
       readonly metered: boolean;
       readonly usagetailbytes: number;
+      /** Milliseconds one pricer call may take before the request gets a 5xx (`timeout`, 3s by default). */
+      readonly timeout: number;
     };
 
 /** A token bucket: `requests` per `per` milliseconds, up to `burst` at once, keyed by token id or client IP. */
@@ -124,6 +132,11 @@ export interface Service {
   /** Satoshis. Aperture turns 0 or no price into 1 sat, and so does this. */
   readonly price: number;
   readonly dynamicprice: DynamicPrice;
+  /**
+   * l402's prepaid balance (`prepaid.credit`): a token buys `credit` sats, each request debits its price
+   * (`price`, or the pricer's) from it in the store; undefined when the service sells one token per price.
+   */
+  readonly prepaid: { readonly credit: number } | undefined;
   readonly authwhitelistpaths: readonly RegExp[];
   readonly authskipinvoicecreationpaths: readonly RegExp[];
   readonly ratelimits: readonly RateLimit[];
@@ -690,6 +703,9 @@ const oneOf = <const T extends string>(values: readonly T[]) =>
   );
 
 /** A Go duration string, in milliseconds. */
+/** How long one pricer call may take by default. */
+const DEFAULT_PRICER_TIMEOUT_MS = 3_000;
+
 const durationMs = (min: 'zero' | 'positive') =>
   rule(min === 'zero' ? 'a duration such as "30s"' : 'a positive duration such as "30s"', (v) => {
     if (typeof v === 'number' && v !== 0)
@@ -840,7 +856,10 @@ const ServiceSchema = section({
     tlscertpath: nonEmpty.optional(),
     metered: bool.optional(),
     usagetailbytes: integer(0, 1 << 20).optional(),
+    httpurl: nonEmpty.optional(),
+    timeout: durationMs('positive').optional(),
   }).optional(),
+  prepaid: section({ credit: positive }).optional(),
   authwhitelistpaths: list(pattern).optional(),
   authskipinvoicecreationpaths: list(pattern).optional(),
   ratelimits: list(
@@ -1238,6 +1257,7 @@ class Resolver {
       constraints: this.constraints(s.constraints ?? {}, at('constraints')),
       price: s.price || 1,
       dynamicprice: this.dynamicprice(s.dynamicprice ?? {}, at('dynamicprice')),
+      prepaid: this.prepaid(s, at('prepaid')),
       authwhitelistpaths: s.authwhitelistpaths ?? [],
       authskipinvoicecreationpaths: s.authskipinvoicecreationpaths ?? [],
       ratelimits: (s.ratelimits ?? []).map((r) => ({
@@ -1253,8 +1273,11 @@ class Resolver {
     if (d.metered && !d.enabled)
       throw this.source.error([...at, 'metered'], 'needs dynamicprice.enabled: true');
     if (!d.enabled) return { enabled: false };
+    if (d.grpcaddress !== undefined && d.httpurl !== undefined)
+      throw this.source.error([...at, 'httpurl'], 'give either grpcaddress or httpurl, not both');
+    if (d.httpurl !== undefined) return this.httpPricer(d, d.httpurl, at);
     if (d.grpcaddress === undefined)
-      throw this.source.error([...at, 'grpcaddress'], 'missing: required when enabled');
+      throw this.source.error([...at, 'grpcaddress'], 'missing: required when enabled (or httpurl)');
     const insecure = d.insecure ?? false;
     if (!insecure && d.tlscertpath === undefined) {
       throw this.source.error(
@@ -1267,9 +1290,54 @@ class Resolver {
       grpcaddress: d.grpcaddress,
       insecure,
       tlscertpath: d.tlscertpath ? this.path(d.tlscertpath, [...at, 'tlscertpath']) : undefined,
+      httpurl: undefined,
       metered: d.metered ?? false,
       usagetailbytes: d.usagetailbytes || 16_384,
+      timeout: d.timeout ?? DEFAULT_PRICER_TIMEOUT_MS,
     };
+  }
+
+  /** l402's plain HTTP pricer: an http(s) URL; `tlscertpath`, when given, is the CA for an https one. */
+  private httpPricer(d: NonNullable<RawService['dynamicprice']>, raw: string, at: Path): DynamicPrice {
+    let url: URL;
+    try {
+      url = new URL(this.expand(raw, [...at, 'httpurl']));
+    } catch {
+      throw this.source.error(
+        [...at, 'httpurl'],
+        `expected an http:// or https:// URL, got ${JSON.stringify(raw)}`,
+      );
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw this.source.error(
+        [...at, 'httpurl'],
+        `expected an http:// or https:// URL, got ${JSON.stringify(raw)}`,
+      );
+    if (d.metered)
+      throw this.source.error(
+        [...at, 'metered'],
+        "needs a gRPC pricer (grpcaddress): Aperture's metered calls are gRPC; use prepaid.credit for a balance the gateway keeps",
+      );
+    return {
+      enabled: true,
+      grpcaddress: undefined,
+      httpurl: url,
+      insecure: url.protocol === 'http:',
+      tlscertpath: d.tlscertpath ? this.path(d.tlscertpath, [...at, 'tlscertpath']) : undefined,
+      metered: false,
+      usagetailbytes: d.usagetailbytes || 16_384,
+      timeout: d.timeout ?? DEFAULT_PRICER_TIMEOUT_MS,
+    };
+  }
+
+  private prepaid(s: RawService, at: Path): { readonly credit: number } | undefined {
+    if (s.prepaid === undefined) return undefined;
+    if (s.dynamicprice?.metered)
+      throw this.source.error(
+        [...at, 'credit'],
+        'cannot be combined with dynamicprice.metered: there the pricer keeps the balance',
+      );
+    return { credit: s.prepaid.credit };
   }
 
   /** Header names lower-cased; values with `${NAME}` expanded, then `!file+hex:`/`!file+base64:` read. */

@@ -9,7 +9,7 @@
  */
 
 /** Every stable error code of the gateway. */
-export type Code = 'L402_CONFIG_INVALID' | StartCode;
+export type Code = 'L402_CONFIG_INVALID' | StartCode | PricerCode;
 
 /** Base class of every gateway error. */
 export class GatewayError extends Error {
@@ -66,6 +66,27 @@ export type StartCode =
 export class StartError extends GatewayError {
   override name = 'StartError';
   constructor(code: StartCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+/** Why a pricer call failed. */
+export type PricerCode = 'L402_PRICER_UNAVAILABLE' | 'L402_PRICER_TIMEOUT' | 'L402_PRICER_ANSWER';
+
+/**
+ * A pricer call failed: `L402_PRICER_UNAVAILABLE` when the pricer cannot be reached or answers with an
+ * error, `L402_PRICER_TIMEOUT` when it did not answer within `dynamicprice.timeout`, and
+ * `L402_PRICER_ANSWER` when its answer is not a price (negative, fractional, malformed). The request
+ * that needed the price gets a 500, as Aperture answers.
+ *
+ * @example
+ * try { await pricer.price(request) } catch (e) {
+ *   if (e instanceof Errors.PricerError && e.code === 'L402_PRICER_TIMEOUT') console.error(e.message);
+ * }
+ */
+export class PricerError extends GatewayError {
+  override name = 'PricerError';
+  constructor(code: PricerCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }
 }

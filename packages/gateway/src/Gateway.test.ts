@@ -450,9 +450,7 @@ prometheus: { enabled: true }
       'test.yaml',
       { env: {} },
     );
-    expect(Gateway.notServed(config)).toEqual([
-      'services[4] (down): dynamicprice is not served yet; the static price of 1 sat applies',
-    ]);
+    expect(Gateway.notServed(config)).toEqual([]);
   });
 });
 

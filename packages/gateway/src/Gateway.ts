@@ -46,6 +46,7 @@ import { certificateAt, masterKeyAt, selfSignedAt } from './internal/secrets.js'
 import * as Log from './Log.js';
 import * as Limits from './limits.js';
 import * as Listener from './listener.js';
+import * as Metered from './metered.js';
 import * as Metrics from './metrics.js';
 import * as ReverseProxy from './proxy.js';
 import * as Router from './router.js';
@@ -223,8 +224,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       : config.tlsselfsigned
         ? selfSignedAt(config.tlscertpath, config.tlskeypath, certificateHosts(config), now)
         : certificateAt(config.tlscertpath, config.tlskeypath);
+    const pricing = await Metered.create(config.services, { store, log });
+    closers.push(() => pricing.close());
     const handler = Handler.create({
-      router: Router.create(config.services),
+      router: Router.create(config.services, pricing.routes),
+      meters: pricing.meters,
+      view: pricing.view,
       authority,
       proxy,
       grpc,
@@ -298,9 +303,6 @@ export function notServed(config: Config): string[] {
   const out: string[] = [];
   config.services.forEach((service, i) => {
     const at = `services[${i}] (${service.name})`;
-    if (service.dynamicprice.enabled) {
-      out.push(`${at}: dynamicprice is not served yet; the static price of ${service.price} sat applies`);
-    }
     if (service.authscheme !== 'l402')
       out.push(`${at}: authscheme ${service.authscheme}: only L402 is offered yet`);
   });

@@ -49,6 +49,7 @@ import { type GrpcProxy, isCall } from './grpc.js';
 import type { IpList } from './internal/ip.js';
 import { REQUEST_ID_HEADER, requestIdOf } from './internal/requestId.js';
 import type { Logger } from './Log.js';
+import type { Meter, UsageObserver } from './metered.js';
 import { none, type Recorder } from './metrics.js';
 import {
   answer,
@@ -75,6 +76,10 @@ export interface Options {
   readonly upgrades: Upgrades;
   readonly freebies: Freebies;
   readonly ratelimits: RateLimit.RateLimiter;
+  /** Metered services (prepaid credit, Aperture's metered pricer) by name: decided in place of the Authority. */
+  readonly meters?: ReadonlyMap<string, Meter>;
+  /** Extras for a service's request view (a gRPC pricer's lazy body-prefix reader). */
+  readonly view?: (service: string, request: Request) => object | undefined;
   readonly blocklist: IpList;
   readonly trusted: IpList;
   readonly maxbodybytes: number | undefined;
@@ -153,7 +158,12 @@ interface Outcome {
 /** What the gateway does with a request: answer it itself, or forward it to `target`. */
 type Admission =
   | { readonly kind: 'answer'; readonly reply: Reply; readonly outcome?: Outcome }
-  | { readonly kind: 'forward'; readonly target: Target; readonly outcome: Outcome };
+  | {
+      readonly kind: 'forward';
+      readonly target: Target;
+      readonly outcome: Outcome;
+      readonly usage?: UsageObserver | undefined;
+    };
 
 /** The gateway's request listener and upgrade hook (see {@link create}). */
 export interface Handler {
@@ -223,6 +233,7 @@ export function create(options: Options): Handler {
       const refused = await limited(undefined);
       if (refused !== undefined) return refused;
     }
+    let usage: UsageObserver | undefined;
     const freebie =
       mayBeFree &&
       service.auth.kind === 'freebie' &&
@@ -231,15 +242,19 @@ export function create(options: Options): Handler {
     if (target.access !== 'open' && !freebie) {
       if (authority === undefined)
         throw new Error(`service ${service.name} needs payment but Lightning is disabled`);
-      const decision = await authority.authorize(
-        {
-          method: request.method ?? 'GET',
-          url: resolved.forward,
-          headers: request.headers,
-          remoteAddress: client,
-        },
-        target.route,
-      );
+      const view = {
+        method: request.method ?? 'GET',
+        url: resolved.forward,
+        headers: request.headers,
+        remoteAddress: client,
+        ...options.view?.(service.name, request),
+      };
+      const meter = options.meters?.get(service.name);
+      const metered = meter
+        ? await meter.authorize(authority, view, target.route)
+        : { decision: await authority.authorize(view, target.route) };
+      const { decision } = metered;
+      usage = metered.usage;
       if (decision.kind === 'respond') {
         metrics.decided(service.name, decision);
         return {
@@ -256,7 +271,10 @@ export function create(options: Options): Handler {
     }
     if (!mayBeFree) {
       const refused = await limited(tokenId);
-      if (refused !== undefined) return refused;
+      if (refused !== undefined) {
+        usage?.release(429);
+        return refused;
+      }
     }
     return {
       kind: 'forward',
@@ -270,6 +288,7 @@ export function create(options: Options): Handler {
         requestId,
       },
       outcome: { service: service.name, outcome: freebie ? 'freebie' : target.access },
+      usage,
     };
   }
 
@@ -320,6 +339,7 @@ export function create(options: Options): Handler {
           send(response, admission.reply);
           return admission.outcome;
         }
+        admission.usage?.attach(request, response);
         if (isCall(request)) await grpc.forward(request, response as Http2ServerResponse, admission.target);
         else await proxy.forward(request, response, admission.target);
         return admission.outcome;
@@ -351,6 +371,7 @@ export function create(options: Options): Handler {
           return { status: admission.reply.status, outcome: admission.outcome };
         }
         const status = await upgrades.relay(request, socket, head, admission.target);
+        admission.usage?.release(status ?? 502);
         return { status, outcome: admission.outcome };
       };
       const upgrade = request.headers.upgrade;

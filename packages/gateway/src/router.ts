@@ -69,9 +69,13 @@ export function routeOf(service: Service): Authority.Route {
  * @example
  * Router.create(config.services).match({ host: 'localhost:8080', path: '/free/x' })?.service.name; // 'free'
  */
-export function create(services: readonly Service[]): Router {
+export function create(
+  services: readonly Service[],
+  /** Routes by service name that replace {@link routeOf}'s (dynamic prices, prepaid credit). */
+  routes: ReadonlyMap<string, Authority.Route> = new Map(),
+): Router {
   const entries: Entry[] = services.map((service) => {
-    const route = routeOf(service);
+    const route = routes.get(service.name) ?? routeOf(service);
     return { service, route, skipInvoiceRoute: { ...route, skipInvoice: true } };
   });
   return {

@@ -60,6 +60,12 @@ export interface Revocation {
   readonly tokenId: Uint8Array;
 }
 
+/** What {@link Store.debit} did: `ok` when the amount was taken; the credit left either way (0 for an unknown token). */
+export interface Debit {
+  readonly ok: boolean;
+  readonly remainingMsat: bigint;
+}
+
 /** Which token to revoke: by identifier hash (the server's key) or by token id (what operators see). */
 export type TokenRef = { readonly idHash: Uint8Array } | { readonly tokenId: Uint8Array };
 
@@ -77,6 +83,12 @@ export interface Store {
   revoke(token: TokenRef): Promise<boolean>;
   /** Revocations with `seq` greater than `after`, oldest first: how instances evict their caches. */
   revocationsSince(after: number): Promise<Revocation[]>;
+  /**
+   * Metered tokens: takes `amountMsat` from the token's prepaid credit (its transaction's `priceMsat`)
+   * atomically, only when enough is left and the token is not revoked. Concurrent debits never overdraw,
+   * on one instance or many; the balance is durable like `mint`.
+   */
+  debit(tokenId: Uint8Array, amountMsat: bigint): Promise<Debit>;
   /** Newest first. */
   transactions(filter?: TransactionFilter): Promise<Transaction[]>;
   /** Removes root keys (and pending transactions) of tokens never paid whose invoice expired before `now`. */

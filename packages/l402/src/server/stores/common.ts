@@ -12,7 +12,7 @@ import { StoreError } from '../../Errors.js';
 import type { MintRecord, Revocation, TokenRef, Transaction, TransactionFilter } from '../Store.js';
 
 /** The schema version this code writes; a database that records a newer one is refused. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Largest `priceMsat` a store keeps: PostgreSQL's and SQLite's signed 64-bit integer. */
 const MAX_PRICE_MSAT = 2n ** 63n - 1n;
@@ -43,6 +43,14 @@ export function checkMint(record: MintRecord): void {
   }
   checkSeconds(record.createdAt, 'createdAt');
   checkSeconds(record.invoiceExpiresAt, 'invoiceExpiresAt');
+}
+
+/** Throws a RangeError for a debit a store cannot take exactly: a token id that is not 32 bytes, a bad amount. */
+export function checkDebit(tokenId: Uint8Array, amountMsat: bigint): void {
+  checkBytes(tokenId, 'tokenId');
+  if (typeof amountMsat !== 'bigint' || amountMsat < 0n || amountMsat > MAX_PRICE_MSAT) {
+    throw new RangeError(`amountMsat must be a bigint from 0 to 2^63-1, got ${amountMsat}`);
+  }
 }
 
 /** The one key of a {@link TokenRef}, checked. */

@@ -20,7 +20,15 @@ import type {
   TransactionFilter,
   TransactionState,
 } from '../Store.js';
-import { checkBytes, checkFilter, checkMint, checkSeconds, closedError, refKey } from './common.js';
+import {
+  checkBytes,
+  checkDebit,
+  checkFilter,
+  checkMint,
+  checkSeconds,
+  closedError,
+  refKey,
+} from './common.js';
 
 const NAME = 'memory';
 
@@ -30,6 +38,8 @@ interface Entry {
   readonly order: number;
   state: TransactionState;
   settledAt: number | undefined;
+  /** Metered credit spent so far (msat); the balance is `record.priceMsat - spent`. */
+  spent: bigint;
   /** A revoked entry keeps its transaction (and its identifier, which is never minted again) but no key. */
   revoked: boolean;
 }
@@ -95,6 +105,7 @@ export function create(): Store {
         order: order++,
         state: 'pending',
         settledAt: undefined,
+        spent: 0n,
         revoked: false,
       };
       byIdHash.set(idHash, entry);
@@ -149,6 +160,17 @@ export function create(): Store {
           idHash: revocation.idHash.slice(),
           tokenId: revocation.tokenId.slice(),
         }));
+    },
+
+    async debit(tokenId, amountMsat) {
+      checkDebit(tokenId, amountMsat);
+      ensureOpen();
+      const entry = byTokenId.get(toHex(tokenId));
+      if (!entry) return { ok: false, remainingMsat: 0n };
+      const left = entry.record.priceMsat - entry.spent;
+      if (entry.revoked || left < amountMsat) return { ok: false, remainingMsat: left };
+      entry.spent += amountMsat;
+      return { ok: true, remainingMsat: left - amountMsat };
     },
 
     async transactions(filter: TransactionFilter = {}) {

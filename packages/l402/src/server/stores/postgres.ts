@@ -27,6 +27,7 @@ import { StoreError } from '../../Errors.js';
 import type { Store, TransactionFilter } from '../Store.js';
 import {
   checkBytes,
+  checkDebit,
   checkFilter,
   checkMint,
   checkSchemaVersion,
@@ -110,6 +111,8 @@ const MIGRATIONS: readonly (readonly string[])[] = [
       revoked_at BIGINT NOT NULL DEFAULT extract(epoch FROM now())::bigint
     )`,
   ],
+  // Metered tokens: the prepaid credit is price_msat, what has been spent of it is spent_msat.
+  ['ALTER TABLE l402_transactions ADD COLUMN spent_msat BIGINT NOT NULL DEFAULT 0 CHECK (spent_msat >= 0)'],
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -373,6 +376,27 @@ function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Stor
         () => sql`SELECT seq, hash, token_id FROM revocations WHERE seq > ${after}::bigint ORDER BY seq`,
       );
       return rows.map((row) => readRevocation(NAME, row as Parameters<typeof readRevocation>[1]));
+    },
+
+    async debit(tokenId, amountMsat) {
+      checkDebit(tokenId, amountMsat);
+      // One statement: the row lock makes the check and the debit one step across every instance, and
+      // the balance comes back in the same round trip whether or not the debit was taken.
+      const [row] = await run(
+        'debit',
+        () => sql`
+          WITH taken AS (
+            UPDATE l402_transactions SET spent_msat = spent_msat + ${amountMsat}::bigint
+            WHERE token_id = ${tokenId} AND NOT revoked AND price_msat - spent_msat >= ${amountMsat}::bigint
+            RETURNING price_msat - spent_msat AS remaining
+          )
+          SELECT true AS ok, remaining FROM taken
+          UNION ALL
+          SELECT false, price_msat - spent_msat FROM l402_transactions
+          WHERE token_id = ${tokenId} AND NOT EXISTS (SELECT 1 FROM taken)`,
+      );
+      if (row === undefined) return { ok: false, remainingMsat: 0n };
+      return { ok: row.ok === true, remainingMsat: BigInt(row.remaining as bigint) };
     },
 
     async transactions(filter: TransactionFilter = {}) {

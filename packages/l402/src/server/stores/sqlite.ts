@@ -23,9 +23,11 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { StoreError } from '../../Errors.js';
-import type { MintRecord, Store, TransactionFilter } from '../Store.js';
+import type { Debit, MintRecord, Store, TransactionFilter } from '../Store.js';
+
 import {
   checkBytes,
+  checkDebit,
   checkFilter,
   checkMint,
   checkSchemaVersion,
@@ -47,6 +49,14 @@ export interface Options {
 }
 
 const NAME = 'sqlite';
+
+/** A debit waiting for the next group commit. */
+interface PendingDebit {
+  readonly tokenId: Uint8Array;
+  readonly amountMsat: bigint;
+  readonly resolve: (debit: Debit) => void;
+  readonly reject: (error: unknown) => void;
+}
 
 /** Migration n (1-based) is `MIGRATIONS[n - 1]`; a migration is never edited once released, only added. */
 const MIGRATIONS: readonly string[] = [
@@ -81,6 +91,10 @@ const MIGRATIONS: readonly string[] = [
     token_id BLOB NOT NULL UNIQUE,
     revoked_at INTEGER NOT NULL DEFAULT (unixepoch())
   ) STRICT;
+  `,
+  // Metered tokens: the prepaid credit is price_msat, what has been spent of it is spent_msat.
+  `
+  ALTER TABLE l402_transactions ADD COLUMN spent_msat INTEGER NOT NULL DEFAULT 0 CHECK (spent_msat >= 0);
   `,
 ];
 
@@ -202,6 +216,15 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
          AND (@since IS NULL OR created_at >= @since) AND (@until IS NULL OR created_at <= @until)
        ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
     ),
+    // One statement: the row's write lock makes the check and the debit one step, so nothing overdraws.
+    debit: db
+      .prepare(
+        `UPDATE l402_transactions SET spent_msat = spent_msat + @amount
+       WHERE token_id = @token AND revoked = 0 AND price_msat - spent_msat >= @amount
+       RETURNING price_msat - spent_msat`,
+      )
+      .pluck(),
+    balance: db.prepare('SELECT price_msat - spent_msat FROM l402_transactions WHERE token_id = ?').pluck(),
     deleteUnpaidSecrets: db.prepare(
       `DELETE FROM secrets WHERE token_id IN (SELECT token_id FROM l402_transactions
          WHERE state = 'pending' AND revoked = 0 AND invoice_expires_at < ?)`,
@@ -245,6 +268,39 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
     statements.deleteUnpaidTransactions.run(now);
     return removed;
   });
+
+  const debitOne = (tokenId: Uint8Array, amountMsat: bigint): Debit => {
+    const left = statements.debit.get({ token: tokenId, amount: amountMsat }) as bigint | undefined;
+    if (left !== undefined) return { ok: true, remainingMsat: BigInt(left) };
+    const balance = statements.balance.get(tokenId) as bigint | undefined;
+    return { ok: false, remainingMsat: balance === undefined ? 0n : BigInt(balance) };
+  };
+  const debitAll = db.transaction((batch: readonly PendingDebit[]) =>
+    batch.map((d) => debitOne(d.tokenId, d.amountMsat)),
+  );
+  /**
+   * Group commit: the debits asked for in one turn of the event loop run in one transaction, so one
+   * fsync makes them all durable (better-sqlite3 blocks the loop for it; one per debit would cap a
+   * metered route at the disk's fsync rate). Each still checks and takes its own balance in order, and
+   * none resolves before the commit.
+   */
+  let debits: PendingDebit[] = [];
+  const flushDebits = () => {
+    const batch = debits;
+    debits = [];
+    if (batch.length === 0) return;
+    if (!db.open) {
+      for (const d of batch) d.reject(closedError(NAME));
+      return;
+    }
+    try {
+      const results = debitAll.immediate(batch);
+      for (const [i, d] of batch.entries()) d.resolve(results[i] as Debit);
+    } catch (error) {
+      const failed = failure(path, 'debit', error);
+      for (const d of batch) d.reject(failed);
+    }
+  };
 
   /** Runs one call: refused once closed, driver errors as StoreErrors. */
   const run = async <T>(doing: string, call: () => T): Promise<T> => {
@@ -302,6 +358,15 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
       );
     },
 
+    async debit(tokenId, amountMsat) {
+      checkDebit(tokenId, amountMsat);
+      if (!db.open) throw closedError(NAME);
+      return new Promise<Debit>((resolve, reject) => {
+        debits.push({ tokenId, amountMsat, resolve, reject });
+        if (debits.length === 1) setImmediate(flushDebits);
+      });
+    },
+
     async transactions(filter: TransactionFilter = {}) {
       checkFilter(filter);
       return run('list transactions', () =>
@@ -324,6 +389,7 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
     },
 
     async close() {
+      flushDebits();
       if (db.open) db.close();
     },
   };

@@ -255,6 +255,43 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
       expect(await store.transactions()).toHaveLength(200);
     });
 
+    it('debits a token’s prepaid credit down to exactly zero, then refuses without changing it', async () => {
+      const store = await fresh();
+      const r = record({ priceMsat: 10_000n });
+      await store.mint(r);
+      expect(await store.debit(r.tokenId, 3_000n)).toEqual({ ok: true, remainingMsat: 7_000n });
+      expect(await store.debit(r.tokenId, 0n)).toEqual({ ok: true, remainingMsat: 7_000n });
+      expect(await store.debit(r.tokenId, 7_001n)).toEqual({ ok: false, remainingMsat: 7_000n });
+      expect(await store.debit(r.tokenId, 7_000n)).toEqual({ ok: true, remainingMsat: 0n });
+      expect(await store.debit(r.tokenId, 1n)).toEqual({ ok: false, remainingMsat: 0n });
+      // The transaction itself still says what was paid.
+      expect((await store.transactions())[0]?.priceMsat).toBe(10_000n);
+    });
+
+    it('refuses a debit for an unknown or revoked token, and bad amounts with a RangeError', async () => {
+      const store = await fresh();
+      expect(await store.debit(record().tokenId, 1n)).toEqual({ ok: false, remainingMsat: 0n });
+      const r = record({ priceMsat: 5_000n });
+      await store.mint(r);
+      await store.revoke({ tokenId: r.tokenId });
+      expect((await store.debit(r.tokenId, 1n)).ok).toBe(false);
+      await expect(store.debit(r.tokenId, -1n)).rejects.toBeInstanceOf(RangeError);
+      await expect(store.debit(new Uint8Array(31), 1n)).rejects.toBeInstanceOf(RangeError);
+      await expect(store.debit(r.tokenId, 1 as unknown as bigint)).rejects.toBeInstanceOf(RangeError);
+    });
+
+    it('takes exactly the credit there is from 50 concurrent debits, never more', async () => {
+      const store = await fresh();
+      const r = record({ priceMsat: 30_000n });
+      await store.mint(r);
+      const results = await Promise.all(Array.from({ length: 50 }, () => store.debit(r.tokenId, 1_000n)));
+      expect(results.filter((d) => d.ok)).toHaveLength(30);
+      const left = results.filter((d) => d.ok).map((d) => d.remainingMsat);
+      // Every successful debit saw a different balance: no two took the same sats.
+      expect(new Set(left).size).toBe(30);
+      expect(await store.debit(r.tokenId, 0n)).toEqual({ ok: true, remainingMsat: 0n });
+    });
+
     it('refuses every call once closed with L402_STORE_UNAVAILABLE; closing twice is fine', async () => {
       const store = await fresh();
       const r = record();
@@ -269,6 +306,7 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
         store.revocationsSince(0),
         store.transactions(),
         store.removeExpiredUnpaid(2_000_000_000),
+        store.debit(r.tokenId, 1n),
       ];
       for (const error of await Promise.all(calls.map(rejection))) {
         expect(error).toMatchObject({ name: 'StoreError', code: 'L402_STORE_UNAVAILABLE' });
