@@ -255,6 +255,118 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
       expect(await store.transactions()).toHaveLength(200);
     });
 
+    it('consumes a payment exactly once, even when many instances race for it', async () => {
+      const store = await fresh();
+      const paymentHash = random();
+      const record = { paymentHash, challengeId: 'c1', expiresAt: 1_700_000_900 };
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => store.consume({ ...record, challengeId: `c${i}` })),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.consume(record)).toBe(false);
+      expect(await store.consume({ ...record, paymentHash: random() })).toBe(true);
+    });
+
+    it('prunes consumption records whose challenge expired before a time, and only those', async () => {
+      const store = await fresh();
+      const [old, current] = [random(), random()];
+      await store.consume({ paymentHash: old, challengeId: 'a', expiresAt: 1_000 });
+      await store.consume({ paymentHash: current, challengeId: 'b', expiresAt: 2_000 });
+      expect(await store.removeExpiredConsumptions(2_000)).toBe(1);
+      expect(await store.consume({ paymentHash: old, challengeId: 'a', expiresAt: 1_000 })).toBe(true);
+      expect(await store.consume({ paymentHash: current, challengeId: 'b', expiresAt: 2_000 })).toBe(false);
+    });
+
+    it('opens a session on a deposit once; the deposit is then consumed', async () => {
+      const store = await fresh();
+      const paymentHash = random();
+      const open = {
+        paymentHash,
+        challengeId: 'open',
+        expiresAt: 1_700_000_900,
+        depositSats: 100n,
+        returnInvoice: 'lnbcrt1refund',
+        now: 1_700_000_000,
+      };
+      expect(await store.openSession(open)).toBe(true);
+      expect(await store.openSession(open)).toBe(false);
+      expect(await store.consume(open)).toBe(false);
+      expect(await store.session(paymentHash)).toEqual({
+        sessionId: paymentHash,
+        depositSats: 100n,
+        spentSats: 0n,
+        returnInvoice: 'lnbcrt1refund',
+        status: 'open',
+        createdAt: 1_700_000_000,
+        updatedAt: 1_700_000_000,
+      });
+      expect(await store.session(random())).toBeUndefined();
+      // A payment spent as a charge cannot open a session either.
+      const charged = random();
+      await store.consume({ paymentHash: charged, challengeId: 'x', expiresAt: 1 });
+      expect(await store.openSession({ ...open, paymentHash: charged })).toBe(false);
+    });
+
+    it('debits a session exactly under concurrency, tops it up once per payment, and closes it once', async () => {
+      const store = await fresh();
+      const sessionId = random();
+      const base = { challengeId: 'c', expiresAt: 1_700_000_900, now: 1_700_000_000 };
+      await store.openSession({
+        ...base,
+        paymentHash: sessionId,
+        depositSats: 50n,
+        returnInvoice: 'lnbcrt1r',
+      });
+      const debits = await Promise.all(
+        Array.from({ length: 80 }, () => store.debitSession(sessionId, 1n, 1)),
+      );
+      expect(debits.filter((d) => d.ok)).toHaveLength(50);
+      expect(debits.find((d) => !d.ok)).toMatchObject({ ok: false, reason: 'insufficient' });
+      expect(await store.session(sessionId)).toMatchObject({ depositSats: 50n, spentSats: 50n });
+
+      const topUp = { ...base, paymentHash: random(), sats: 30n };
+      expect(await store.topUpSession(sessionId, topUp)).toMatchObject({
+        ok: true,
+        session: { depositSats: 80n, spentSats: 50n },
+      });
+      expect(await store.topUpSession(sessionId, topUp)).toMatchObject({ ok: false, reason: 'consumed' });
+      expect(await store.topUpSession(random(), { ...topUp, paymentHash: random() })).toEqual({
+        ok: false,
+        reason: 'not-found',
+      });
+      expect(await store.debitSession(sessionId, 31n, 2)).toMatchObject({
+        ok: false,
+        reason: 'insufficient',
+      });
+      expect(await store.debitSession(sessionId, 10n, 2)).toMatchObject({
+        ok: true,
+        session: { spentSats: 60n },
+      });
+      expect(await store.debitSession(random(), 1n, 2)).toEqual({ ok: false, reason: 'not-found' });
+
+      const closed = await store.closeSession(sessionId, 3);
+      expect(closed).toMatchObject({
+        ok: true,
+        session: { status: 'closed', depositSats: 80n, spentSats: 60n },
+      });
+      expect(await store.closeSession(sessionId, 4)).toMatchObject({ ok: false, reason: 'closed' });
+      expect(await store.debitSession(sessionId, 1n, 4)).toMatchObject({ ok: false, reason: 'closed' });
+      expect(await store.topUpSession(sessionId, { ...base, paymentHash: random(), sats: 5n })).toMatchObject(
+        { ok: false, reason: 'closed' },
+      );
+      expect(await store.closeSession(random(), 4)).toEqual({ ok: false, reason: 'not-found' });
+    });
+
+    it('keeps one secret per name: the first stored wins, for every caller', async () => {
+      const store = await fresh();
+      const candidates = Array.from({ length: 5 }, () => random());
+      const got = await Promise.all(candidates.map((c) => store.secret('mpp-hmac', c)));
+      expect(candidates.some((c) => c.join() === got[0]!.join())).toBe(true);
+      for (const g of got) expect(g).toEqual(got[0]);
+      expect(await store.secret('mpp-hmac', random())).toEqual(got[0]);
+      expect(await store.secret('other', candidates[1]!)).toEqual(candidates[1]);
+    });
+
     it('refuses every call once closed with L402_STORE_UNAVAILABLE; closing twice is fine', async () => {
       const store = await fresh();
       const r = record();
@@ -269,6 +381,9 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
         store.revocationsSince(0),
         store.transactions(),
         store.removeExpiredUnpaid(2_000_000_000),
+        store.consume({ paymentHash: random(), challengeId: 'c', expiresAt: 1 }),
+        store.debitSession(random(), 1n, 1),
+        store.secret('name', random()),
       ];
       for (const error of await Promise.all(calls.map(rejection))) {
         expect(error).toMatchObject({ name: 'StoreError', code: 'L402_STORE_UNAVAILABLE' });
