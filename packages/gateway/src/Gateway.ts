@@ -38,6 +38,7 @@ import { ipList } from './internal/ip.js';
 import { certificateAt, masterKeyAt, selfSignedAt } from './internal/secrets.js';
 import * as Log from './Log.js';
 import * as Listener from './listener.js';
+import * as Mpp from './mpp.js';
 import * as ReverseProxy from './proxy.js';
 import * as Router from './router.js';
 import * as Upgrade from './upgrade.js';
@@ -144,6 +145,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
               }),
           });
     if (authority !== undefined) closers.push(() => authority.close());
+    const payments =
+      authority === undefined || wallet.backend === undefined
+        ? undefined
+        : await Mpp.create({ config, store, backend: wallet.backend, authority, now, log });
+    if (payments !== undefined) closers.push(() => payments.close());
 
     const sweeper = sweep(store, now, options.sweepIntervalMs ?? DEFAULT_SWEEP_MS, log);
     closers.push(() => sweeper.stop());
@@ -169,6 +175,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const handler = Handler.create({
       router: Router.create(config.services),
       authority,
+      payments,
       proxy,
       grpc,
       upgrades,
@@ -233,10 +240,7 @@ export function notServed(config: Config): string[] {
       out.push(`${at}: dynamicprice is not served yet; the static price of ${service.price} sat applies`);
     }
     if (service.ratelimits.length > 0) out.push(`${at}: ratelimits are not enforced yet`);
-    if (service.authscheme !== 'l402')
-      out.push(`${at}: authscheme ${service.authscheme}: only L402 is offered yet`);
   });
-  if (config.authenticator.enablempp) out.push('authenticator.enablempp: MPP challenges are not offered yet');
   if (config.admin.enabled) out.push('admin.enabled: the admin API is not served yet');
   if (config.prometheus.enabled) out.push('prometheus.enabled: metrics are not served yet');
   if (config.redis !== undefined) out.push('redis: cluster-wide limits are not served yet');

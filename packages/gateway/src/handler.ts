@@ -38,6 +38,7 @@ import type { Freebies } from './freebies.js';
 import { type GrpcProxy, isCall } from './grpc.js';
 import { clientAddress, type IpList } from './internal/ip.js';
 import type { Logger } from './Log.js';
+import type { Payments } from './mpp.js';
 import {
   answer,
   failure,
@@ -57,6 +58,8 @@ export interface Options {
   readonly router: Router;
   /** Undefined when `authenticator.disable` is set (then every service is `auth: off`). */
   readonly authority: Authority.Authority | undefined;
+  /** MPP (`Payment` scheme) for services whose authscheme includes it; undefined without enablempp. */
+  readonly payments?: Payments | undefined;
   readonly proxy: ReverseProxy;
   readonly grpc: GrpcProxy;
   readonly upgrades: Upgrades;
@@ -187,15 +190,16 @@ export function create(options: Options): Handler {
     if (target.access !== 'open' && !freebie) {
       if (authority === undefined)
         throw new Error(`service ${service.name} needs payment but Lightning is disabled`);
-      const decision = await authority.authorize(
-        {
-          method: request.method ?? 'GET',
-          url: resolved.forward,
-          headers: request.headers,
-          remoteAddress: client,
-        },
-        target.route,
-      );
+      const view = {
+        method: request.method ?? 'GET',
+        url: resolved.forward,
+        headers: request.headers,
+        remoteAddress: client,
+      };
+      const decision =
+        options.payments !== undefined && service.authscheme !== 'l402'
+          ? await options.payments.authorize(view, target)
+          : await authority.authorize(view, target.route);
       if (decision.kind === 'respond') {
         return {
           kind: 'answer',
