@@ -53,7 +53,7 @@ export interface StartOptions {
   readonly listen?: HostPort;
   /** Unix milliseconds; the Authority's clock and the expiry job's. */
   readonly now?: () => number;
-  /** How often unpaid tokens whose invoice expired are removed; 60 000 ms by default. */
+  /** How often unpaid tokens whose invoice expired are removed (and MPP's sweep runs); 60 000 ms by default. */
   readonly sweepIntervalMs?: number;
 }
 
@@ -148,7 +148,15 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const payments =
       authority === undefined || wallet.backend === undefined
         ? undefined
-        : await Mpp.create({ config, store, backend: wallet.backend, authority, now, log });
+        : await Mpp.create({
+            config,
+            store,
+            backend: wallet.backend,
+            authority,
+            now,
+            log,
+            sweepIntervalMs: options.sweepIntervalMs,
+          });
     if (payments !== undefined) closers.push(() => payments.close());
 
     const sweeper = sweep(store, now, options.sweepIntervalMs ?? DEFAULT_SWEEP_MS, log);

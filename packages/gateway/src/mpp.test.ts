@@ -183,7 +183,13 @@ describe('MPP through the gateway on the devnet', () => {
     expect(expiresIn).toBeGreaterThan(14 * 60_000);
     expect(expiresIn).toBeLessThanOrEqual(15 * 60_000);
     const session = Client.sessionRequest(offer(reply, 'session'));
-    expect(session).toMatchObject({ amount: '3', currency: 'sat', depositAmount: '15', unitType: 'request' });
+    expect(session).toMatchObject({
+      amount: '3',
+      currency: 'sat',
+      depositAmount: '15',
+      unitType: 'request',
+      idleTimeout: '300',
+    });
     expect(Invoice.decode(session.depositInvoice!).amountMsat).toBe(15_000n);
   });
 
@@ -371,6 +377,29 @@ describe('MPP through the gateway on the devnet', () => {
     });
     expect(problem(reclose).type).toBe(`${PROBLEMS}lightning/session-closed`);
     expect(served).toBe(before + 4);
+  }, 30_000);
+
+  it('closes a session idle for sessionidletimeout and refunds it', async () => {
+    let now = Date.now();
+    const clocked = await start(yaml(), { now: () => now, sweepIntervalMs: 50 });
+    const o = offer(await send(`${clocked.url}/mpp/idle`), 'session');
+    const { preimage, sessionId } = await payDeposit(o);
+    const refund = await payer.createInvoice({ amountMsat: 0n, memo: 'refund', expirySeconds: 86_400 });
+    const opened = await send(`${clocked.url}/mpp/idle`, {
+      authorization: Client.open(o, { preimage, returnInvoice: refund.paymentRequest }),
+    });
+    expect(opened.status).toBe(200); // 2 of 10 spent
+    now += 299_000;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await payer.lookupInvoice(refund.paymentHash)).state).toBe('open');
+    now += 2_000;
+    await expect
+      .poll(() => payer.lookupInvoice(refund.paymentHash), { timeout: 10_000 })
+      .toMatchObject({ state: 'settled', amountReceivedMsat: 8_000n });
+    const after = await send(`${clocked.url}/mpp/idle`, {
+      authorization: Client.bearer(o, { sessionId, preimage }),
+    });
+    expect(problem(after).type).toBe(`${PROBLEMS}lightning/session-closed`);
   }, 30_000);
 
   it('debits a session exactly under concurrent requests', async () => {

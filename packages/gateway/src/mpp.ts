@@ -10,8 +10,9 @@
  *   appended, as Aperture's merged challenge, and the problem+json body Aperture sends with them.
  *
  * The HMAC secret lives in the store, so every instance on one PostgreSQL database verifies the others'
- * challenges, and consumed payments are refused on all of them. Consumption records are pruned an hour
- * after their challenge expired (a challenge past its expiry is refused before the store is asked).
+ * challenges, and consumed payments are refused on all of them. A job prunes consumption records an
+ * hour after their challenge expired (a challenge past its expiry is refused before the store is
+ * asked) and closes sessions idle for `sessionidletimeout` seconds, refunding what is left.
  *
  * @example
  * const payments = await Mpp.create({ config, store, backend, authority, now, log });
@@ -39,8 +40,8 @@ export interface Options {
   readonly authority: Authority;
   readonly now: () => number;
   readonly log: Logger;
-  /** How often consumption records are pruned; 5 minutes by default. */
-  readonly pruneIntervalMs?: number;
+  /** How often consumed payments are pruned and idle sessions closed; every minute by default. */
+  readonly sweepIntervalMs?: number | undefined;
 }
 
 const RETENTION_SECONDS = 3600;
@@ -75,7 +76,14 @@ export async function create(options: Options): Promise<Payments | undefined> {
     realm: a.mpprealm,
     network,
     now,
-    ...(a.enablesessions ? { sessions: { depositMultiplier: a.sessiondepositmultiplier } } : {}),
+    ...(a.enablesessions
+      ? {
+          sessions: {
+            depositMultiplier: a.sessiondepositmultiplier,
+            ...(a.sessionidletimeout > 0 ? { idleTimeoutSeconds: a.sessionidletimeout } : {}),
+          },
+        }
+      : {}),
     onError: (error, context) =>
       log.warn('mpp', {
         context,
@@ -84,11 +92,22 @@ export async function create(options: Options): Promise<Payments | undefined> {
       }),
   });
 
-  const prune = () =>
-    store
-      .removeExpiredConsumptions(Math.floor(now() / 1000) - RETENTION_SECONDS)
-      .catch((error: unknown) => log.warn('pruning consumed MPP payments failed', { error }));
-  const timer = setInterval(prune, options.pruneIntervalMs ?? 300_000);
+  // One pass at a time: pruning consumed payments, and closing (and refunding) idle sessions.
+  let running: Promise<void> | undefined;
+  const sweep = () => {
+    running ??= (async () => {
+      try {
+        await store.removeExpiredConsumptions(Math.floor(now() / 1000) - RETENTION_SECONDS);
+        const closed = await server.closeIdle();
+        if (closed > 0) log.info('closed idle MPP sessions', { count: closed });
+      } catch (error) {
+        log.warn('MPP sweep failed', { error: error instanceof Error ? error.message : String(error) });
+      } finally {
+        running = undefined;
+      }
+    })();
+  };
+  const timer = setInterval(sweep, options.sweepIntervalMs ?? 60_000);
   timer.unref();
 
   return {
@@ -131,6 +150,7 @@ export async function create(options: Options): Promise<Payments | undefined> {
     },
     async close() {
       clearInterval(timer);
+      await running;
     },
   };
 }

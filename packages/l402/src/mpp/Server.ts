@@ -41,8 +41,14 @@ export interface Options {
   readonly realm: string;
   /** `methodDetails.network` of charge challenges: `mainnet`, `regtest`, `signet`, … */
   readonly network: Invoice.Network;
-  /** Offer the session intent too; `depositMultiplier` requests' worth per deposit (20 by default). */
-  readonly sessions?: { readonly depositMultiplier?: number } | undefined;
+  /**
+   * Offer the session intent too: `depositMultiplier` requests' worth per deposit (20 by default);
+   * sessions idle for `idleTimeoutSeconds` (advertised in the offer) are closed and refunded by
+   * {@link Server.closeIdle}, which the host calls periodically.
+   */
+  readonly sessions?:
+    | { readonly depositMultiplier?: number; readonly idleTimeoutSeconds?: number }
+    | undefined;
   /** Unix milliseconds. */
   readonly now?: () => number;
   /** Seconds a challenge may be answered in; 900 by default (Aperture's 15 minutes). */
@@ -161,6 +167,7 @@ export class Server {
     ];
     if (this.options.sessions !== undefined) {
       const deposit = price * BigInt(this.options.sessions.depositMultiplier ?? 20);
+      const idle = this.options.sessions.idleTimeoutSeconds;
       const invoice = await this.options.backend.createInvoice({
         amountMsat: deposit * 1000n,
         memo: `${memo} (session deposit)`.slice(0, 200),
@@ -178,6 +185,7 @@ export class Server {
               depositInvoice: invoice.paymentRequest,
               paymentHash: toHex(invoice.paymentHash),
               depositAmount: deposit.toString(),
+              ...(idle === undefined ? {} : { idleTimeout: String(idle) }),
             }),
           }),
         ),
@@ -436,6 +444,23 @@ export class Server {
       );
     }
     return refuse('lightning/malformed-credential', 'payload.action is not open, bearer, topUp or close', id);
+  }
+
+  /**
+   * Closes the sessions idle for longer than `sessions.idleTimeoutSeconds` (up to 100 per call) and
+   * refunds each one's balance, as the session draft's server-initiated close; returns how many closed.
+   * Every instance may run it: the store hands each idle session to exactly one caller.
+   */
+  async closeIdle(): Promise<number> {
+    const idle = this.options.sessions?.idleTimeoutSeconds;
+    if (idle === undefined) return 0;
+    const now = Math.floor(this.now / 1000);
+    const closed = await this.options.store.closeIdleSessions(now - idle, now, 100);
+    for (const session of closed) {
+      const left = session.depositSats - session.spentSats;
+      await this.refund(session.returnInvoice, left, toHex(session.sessionId));
+    }
+    return closed.length;
   }
 
   /** Why `value` cannot receive a refund, or undefined when it can. */

@@ -135,6 +135,11 @@ export interface Store {
   debitSession(sessionId: Uint8Array, sats: bigint, now: number): Promise<SessionResult>;
   /** Closes an open session; the session returned holds what is left to refund (deposit − spent). */
   closeSession(sessionId: Uint8Array, now: number): Promise<SessionResult>;
+  /**
+   * Closes up to `limit` open sessions with no activity (open, debit, top-up) since `idleBefore`, in one
+   * atomic step, and returns them as closed: what is left in each is theirs to refund.
+   */
+  closeIdleSessions(idleBefore: number, now: number, limit: number): Promise<Session[]>;
   session(sessionId: Uint8Array): Promise<Session | undefined>;
   /** Removes consumption records whose challenge expired before `before` (unix seconds). */
   removeExpiredConsumptions(before: number): Promise<number>;

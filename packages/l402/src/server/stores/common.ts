@@ -230,3 +230,10 @@ export function readSession(store: string, row: SessionRow): Session {
     updatedAt: readNumber(store, row.updated_at, 'updated_at'),
   };
 }
+
+/** Throws a RangeError unless `limit` is a whole number from 1 to 10 000. */
+export function checkLimit(limit: number): void {
+  if (!(Number.isSafeInteger(limit) && limit >= 1 && limit <= 10_000)) {
+    throw new RangeError(`limit must be a whole number from 1 to 10000, got ${limit}`);
+  }
+}

@@ -26,6 +26,7 @@ import {
   checkBytes,
   checkConsumption,
   checkFilter,
+  checkLimit,
   checkMint,
   checkSats,
   checkSeconds,
@@ -272,6 +273,21 @@ export function create(): Store {
       checkSeconds(now, 'now');
       ensureOpen();
       return update(sessionId, (session) => ({ ...session, status: 'closed', updatedAt: now }));
+    },
+
+    async closeIdleSessions(idleBefore, now, limit) {
+      checkSeconds(idleBefore, 'idleBefore');
+      checkSeconds(now, 'now');
+      checkLimit(limit);
+      ensureOpen();
+      const idle = [...sessions.entries()]
+        .filter(([, session]) => session.status === 'open' && session.updatedAt < idleBefore)
+        .slice(0, limit);
+      return idle.map(([key, session]) => {
+        const closed: Session = { ...session, status: 'closed', updatedAt: now };
+        sessions.set(key, closed);
+        return { ...closed, sessionId: closed.sessionId.slice() };
+      });
     },
 
     async session(sessionId) {

@@ -29,6 +29,7 @@ import {
   checkBytes,
   checkConsumption,
   checkFilter,
+  checkLimit,
   checkMint,
   checkSats,
   checkSchemaVersion,
@@ -545,6 +546,23 @@ function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Stor
       );
       if (row !== undefined) return { ok: true, session: readSession(NAME, row as unknown as SessionRow) };
       return refusal(sessionId, 'closed');
+    },
+
+    async closeIdleSessions(idleBefore, now, limit) {
+      checkSeconds(idleBefore, 'idleBefore');
+      checkSeconds(now, 'now');
+      checkLimit(limit);
+      // The idle condition is on the UPDATE itself, which rechecks it on rows a concurrent debit changed.
+      const rows = await run(
+        'close idle sessions',
+        () => sql`
+          UPDATE mpp_sessions SET status = 'closed', updated_at = ${now}::bigint
+          WHERE status = 'open' AND updated_at < ${idleBefore}::bigint AND session_id IN (
+            SELECT session_id FROM mpp_sessions WHERE status = 'open' AND updated_at < ${idleBefore}::bigint
+            LIMIT ${limit}::bigint)
+          RETURNING ${sql.unsafe(SESSION_COLUMNS)}`,
+      );
+      return rows.map((row) => readSession(NAME, row as unknown as SessionRow));
     },
 
     async session(sessionId) {

@@ -28,6 +28,7 @@ import {
   checkBytes,
   checkConsumption,
   checkFilter,
+  checkLimit,
   checkMint,
   checkSats,
   checkSchemaVersion,
@@ -264,6 +265,13 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
       `UPDATE mpp_sessions SET status = 'closed', updated_at = ? WHERE session_id = ? AND status = 'open'
        RETURNING ${SESSION_COLUMNS}`,
     ),
+    // The idle condition is on the UPDATE itself: a session that saw a debit meanwhile stays open.
+    closeIdle: db.prepare(
+      `UPDATE mpp_sessions SET status = 'closed', updated_at = @now
+       WHERE status = 'open' AND updated_at < @before AND session_id IN
+         (SELECT session_id FROM mpp_sessions WHERE status = 'open' AND updated_at < @before LIMIT @limit)
+       RETURNING ${SESSION_COLUMNS}`,
+    ),
     removeConsumed: db.prepare('DELETE FROM mpp_consumed WHERE expires_at < ?'),
     insertSecret: db.prepare(
       'INSERT INTO server_secrets (name, secret) VALUES (?, ?) ON CONFLICT DO NOTHING',
@@ -458,6 +466,17 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
           ? refusal(sessionId, 'closed')
           : { ok: true as const, session: readSession(NAME, row) };
       });
+    },
+
+    async closeIdleSessions(idleBefore, now, limit) {
+      checkSeconds(idleBefore, 'idleBefore');
+      checkSeconds(now, 'now');
+      checkLimit(limit);
+      return run('close idle sessions', () =>
+        (mpp.closeIdle.all({ before: idleBefore, now, limit }) as SessionRow[]).map((row) =>
+          readSession(NAME, row),
+        ),
+      );
     },
 
     async session(sessionId) {

@@ -357,6 +357,44 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
       expect(await store.closeSession(random(), 4)).toEqual({ ok: false, reason: 'not-found' });
     });
 
+    it('closes the sessions idle since a time, once, leaving active ones open', async () => {
+      const store = await fresh();
+      const open = (now: number) => {
+        const paymentHash = random();
+        return store
+          .openSession({
+            paymentHash,
+            challengeId: 'c',
+            expiresAt: now + 900,
+            depositSats: 10n,
+            returnInvoice: 'r',
+            now,
+          })
+          .then(() => paymentHash);
+      };
+      const [idle, active, busy] = [await open(1_000), await open(1_000), await open(5_000)];
+      await store.debitSession(active, 3n, 4_000); // activity moves it past the cut-off
+      await store.debitSession(idle, 4n, 1_500);
+      const closed = await store.closeIdleSessions(3_000, 6_000, 100);
+      expect(closed).toEqual([
+        {
+          sessionId: idle,
+          depositSats: 10n,
+          spentSats: 4n,
+          returnInvoice: 'r',
+          status: 'closed',
+          createdAt: 1_000,
+          updatedAt: 6_000,
+        },
+      ]);
+      expect(await store.closeIdleSessions(3_000, 6_000, 100)).toEqual([]);
+      for (const id of [active, busy]) expect(await store.session(id)).toMatchObject({ status: 'open' });
+      expect(await store.debitSession(idle, 1n, 6_001)).toMatchObject({ ok: false, reason: 'closed' });
+      expect(await store.closeIdleSessions(10_000, 10_000, 1)).toHaveLength(1);
+      expect(await store.closeIdleSessions(10_000, 10_000, 1)).toHaveLength(1);
+      expect(await store.closeIdleSessions(10_000, 10_000, 1)).toEqual([]);
+    });
+
     it('keeps one secret per name: the first stored wins, for every caller', async () => {
       const store = await fresh();
       const candidates = Array.from({ length: 5 }, () => random());
