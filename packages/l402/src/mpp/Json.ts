@@ -5,7 +5,7 @@
  * `request` and `opaque` must use because their bytes reach the challenge HMAC.
  *
  * @example
- * Json.canonicalize(Json.parse('{"b":1,"a":1e0}')); // '{"a":1,"b":1}'
+ * Json.canonicalizeText('{"b":1,"a":1e0}'); // '{"a":1,"b":1}'
  * Json.stringify(Json.parse('{"refundSats":9223372036854775807}', { bigints: true })); // exact
  */
 import { EncodingError } from '../Errors.js';
@@ -164,15 +164,26 @@ export function stringify(value: Json): string {
 }
 
 /**
- * RFC 8785 (JCS): members sorted by UTF-16 code units, numbers in ECMAScript's shortest form, strings
- * escaped as `JSON.stringify` does. Text is parsed first (numbers as doubles, as RFC 8785 reads them).
+ * RFC 8785 (JCS) of a value: members sorted by UTF-16 code units, numbers in ECMAScript's shortest
+ * form, strings escaped as `JSON.stringify` does.
  *
- * @throws {EncodingError} for text that is not JSON; TypeError for a `bigint` or a lone surrogate.
+ * @throws TypeError for a `bigint` or a lone surrogate.
  * @example
- * Json.canonicalize('{"z":1,"10":2,"a":1.0}'); // '{"10":2,"a":1,"z":1}'
+ * Json.canonicalize({ z: 1, 10: 2, a: 1.0 }); // '{"10":2,"a":1,"z":1}'
  */
-export function canonicalize(value: Json | string): string {
-  return write(typeof value === 'string' ? parse(value) : value, true);
+export function canonicalize(value: Json): string {
+  return write(value, true);
+}
+
+/**
+ * RFC 8785 (JCS) of JSON text, its numbers read as doubles (as RFC 8785 reads them).
+ *
+ * @throws {EncodingError} for text that is not JSON.
+ * @example
+ * Json.canonicalizeText('{"b":1,"a":1e0}'); // '{"a":1,"b":1}'
+ */
+export function canonicalizeText(text: string): string {
+  return write(parse(text), true);
 }
 
 /** Whether `value` is a JSON object (not an array, not null). */

@@ -112,11 +112,6 @@ export class Server {
     return new Server(options, secret);
   }
 
-  /** Whether the request carries a Payment credential (well formed or not). */
-  static presented(request: RequestView): boolean {
-    return paymentAuthorization(request) !== undefined;
-  }
-
   private get now(): number {
     return (this.options.now ?? Date.now)();
   }
