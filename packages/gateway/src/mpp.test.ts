@@ -372,10 +372,17 @@ describe('MPP through the gateway on the devnet', () => {
 
     const after = await send(`${gateway.url}/mpp/s`, { authorization: bearer });
     expect(problem(after).type).toBe(`${PROBLEMS}lightning/session-closed`);
+    // A retried close gets the original answer, and pays nothing again.
     const reclose = await send(`${gateway.url}/mpp/s`, {
       authorization: Client.close(first, { sessionId, preimage }),
     });
-    expect(problem(reclose).type).toBe(`${PROBLEMS}lightning/session-closed`);
+    expect(reclose.status).toBe(200);
+    expect(reclose.body).toBe(closed.body);
+    // Closing needs the session's preimage, even once it is closed.
+    const stranger = await send(`${gateway.url}/mpp/s`, {
+      authorization: Client.close(first, { sessionId, preimage: randomBytes(32) }),
+    });
+    expect(problem(stranger).type).toBe(`${PROBLEMS}lightning/invalid-preimage`);
     expect(served).toBe(before + 4);
   }, 30_000);
 

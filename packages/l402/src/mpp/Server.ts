@@ -24,7 +24,7 @@ import * as Invoice from '../Invoice.js';
 import { equalBytes, fromHex, toHex, utf8 } from '../internal/bytes.js';
 import type { Backend } from '../lightning/Backend.js';
 import { CORS_HEADERS, type Decision, type Header, type RequestView } from '../server/Authority.js';
-import type { SessionResult, Store } from '../server/Store.js';
+import type { Session, SessionResult, Store } from '../server/Store.js';
 import * as Base64url from './Base64url.js';
 import * as Challenge from './Challenge.js';
 import * as Credential from './Credential.js';
@@ -424,9 +424,16 @@ export class Server {
         return debited.ok ? this.pass(receipt(session)) : refused(debited);
       }
       const closed = await this.options.store.closeSession(fromHex(session), now);
-      if (!closed.ok) return refused(closed);
-      const refundSats = closed.session.depositSats - closed.session.spentSats;
-      const refundStatus = await this.refund(closed.session.returnInvoice, refundSats, session);
+      const closing = closed.session;
+      if (closing === undefined || (!closed.ok && closing.refundStatus === undefined)) {
+        return refused(closed as Extract<SessionResult, { ok: false }>);
+      }
+      const refundSats = closing.depositSats - closing.spentSats;
+      // A retried close (the owner's preimage, the session already closed and refunded) gets the
+      // original answer again, as the session draft's idempotency rule asks; nothing is paid twice.
+      const refundStatus = closed.ok
+        ? await this.settle(closing, session)
+        : (closing.refundStatus as Receipt.RefundStatus);
       return answer(
         200,
         { status: 'closed', refundSats, refundStatus },
@@ -451,11 +458,15 @@ export class Server {
     if (idle === undefined) return 0;
     const now = Math.floor(this.now / 1000);
     const closed = await this.options.store.closeIdleSessions(now - idle, now, 100);
-    for (const session of closed) {
-      const left = session.depositSats - session.spentSats;
-      await this.refund(session.returnInvoice, left, toHex(session.sessionId));
-    }
+    for (const session of closed) await this.settle(session, toHex(session.sessionId));
     return closed.length;
+  }
+
+  /** Refunds a session just closed and records the outcome durably. */
+  private async settle(session: Session, id: string): Promise<Receipt.RefundStatus> {
+    const status = await this.refund(session.returnInvoice, session.depositSats - session.spentSats, id);
+    await this.options.store.recordRefund(session.sessionId, status);
+    return status;
   }
 
   /** Why `value` cannot receive a refund, or undefined when it can. */

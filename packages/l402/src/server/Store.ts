@@ -82,6 +82,8 @@ export interface Session {
   /** BOLT11 without an amount, paid the remaining balance on close. */
   readonly returnInvoice: string;
   readonly status: 'open' | 'closed';
+  /** How the refund at close went, once recorded; undefined while open (or while refunding). */
+  readonly refundStatus: 'succeeded' | 'failed' | 'skipped' | undefined;
   /** Unix seconds. */
   readonly createdAt: number;
   readonly updatedAt: number;
@@ -140,6 +142,8 @@ export interface Store {
    * atomic step, and returns them as closed: what is left in each is theirs to refund.
    */
   closeIdleSessions(idleBefore: number, now: number, limit: number): Promise<Session[]>;
+  /** Records how a closed session's refund went, once; false when it is not closed or already recorded. */
+  recordRefund(sessionId: Uint8Array, status: 'succeeded' | 'failed' | 'skipped'): Promise<boolean>;
   session(sessionId: Uint8Array): Promise<Session | undefined>;
   /** Removes consumption records whose challenge expired before `before` (unix seconds). */
   removeExpiredConsumptions(before: number): Promise<number>;

@@ -207,13 +207,25 @@ export interface SessionRow {
   readonly spent_sats: unknown;
   readonly return_invoice: unknown;
   readonly status: unknown;
+  readonly refund_status: unknown;
   readonly created_at: unknown;
   readonly updated_at: unknown;
 }
 
+const REFUND_STATUSES = new Set(['succeeded', 'failed', 'skipped']);
+
+/** Throws a RangeError for a refund status a store cannot keep. */
+export function checkRefundStatus(status: string): void {
+  if (!REFUND_STATUSES.has(status))
+    throw new RangeError(`refund status must be succeeded, failed or skipped, got ${status}`);
+}
+
 /** A session row as a {@link Session}; throws `L402_STORE_CORRUPT` for a row that does not fit. */
 export function readSession(store: string, row: SessionRow): Session {
-  const { status, return_invoice } = row;
+  const { status, return_invoice, refund_status } = row;
+  if (refund_status !== null && !REFUND_STATUSES.has(refund_status as string)) {
+    throw corrupt(store, `unknown refund status ${String(refund_status)}`);
+  }
   if (status !== 'open' && status !== 'closed')
     throw corrupt(store, `unknown session status ${String(status)}`);
   if (typeof return_invoice !== 'string') throw corrupt(store, 'return_invoice is not text');
@@ -226,6 +238,7 @@ export function readSession(store: string, row: SessionRow): Session {
     spentSats,
     returnInvoice: return_invoice,
     status,
+    refundStatus: (refund_status ?? undefined) as Session['refundStatus'],
     createdAt: readNumber(store, row.created_at, 'created_at'),
     updatedAt: readNumber(store, row.updated_at, 'updated_at'),
   };

@@ -28,6 +28,7 @@ import {
   checkFilter,
   checkLimit,
   checkMint,
+  checkRefundStatus,
   checkSats,
   checkSeconds,
   checkSecret,
@@ -234,6 +235,7 @@ export function create(): Store {
         spentSats: 0n,
         returnInvoice: open.returnInvoice,
         status: 'open',
+        refundStatus: undefined,
         createdAt: open.now,
         updatedAt: open.now,
       });
@@ -288,6 +290,17 @@ export function create(): Store {
         sessions.set(key, closed);
         return { ...closed, sessionId: closed.sessionId.slice() };
       });
+    },
+
+    async recordRefund(sessionId, status) {
+      checkBytes(sessionId, 'sessionId');
+      checkRefundStatus(status);
+      ensureOpen();
+      const key = toHex(sessionId);
+      const session = sessions.get(key);
+      if (session?.status !== 'closed' || session.refundStatus !== undefined) return false;
+      sessions.set(key, { ...session, refundStatus: status });
+      return true;
     },
 
     async session(sessionId) {

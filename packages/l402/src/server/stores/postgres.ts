@@ -31,6 +31,7 @@ import {
   checkFilter,
   checkLimit,
   checkMint,
+  checkRefundStatus,
   checkSats,
   checkSchemaVersion,
   checkSeconds,
@@ -130,6 +131,7 @@ const MIGRATIONS: readonly (readonly string[])[] = [
       spent_sats BIGINT NOT NULL DEFAULT 0 CHECK (spent_sats >= 0 AND spent_sats <= deposit_sats),
       return_invoice TEXT NOT NULL,
       status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+      refund_status TEXT CHECK (refund_status IN ('succeeded', 'failed', 'skipped')),
       created_at BIGINT NOT NULL,
       updated_at BIGINT NOT NULL
     )`,
@@ -141,7 +143,7 @@ const MIGRATIONS: readonly (readonly string[])[] = [
 ];
 
 const SESSION_COLUMNS =
-  'session_id, deposit_sats, spent_sats, return_invoice, status, created_at, updated_at';
+  'session_id, deposit_sats, spent_sats, return_invoice, status, refund_status, created_at, updated_at';
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -563,6 +565,18 @@ function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Stor
           RETURNING ${sql.unsafe(SESSION_COLUMNS)}`,
       );
       return rows.map((row) => readSession(NAME, row as unknown as SessionRow));
+    },
+
+    async recordRefund(sessionId, status) {
+      checkBytes(sessionId, 'sessionId');
+      checkRefundStatus(status);
+      const result = await run(
+        'record a refund',
+        () => sql`
+          UPDATE mpp_sessions SET refund_status = ${status}
+          WHERE session_id = ${sessionId} AND status = 'closed' AND refund_status IS NULL`,
+      );
+      return result.count > 0;
     },
 
     async session(sessionId) {

@@ -30,6 +30,7 @@ import {
   checkFilter,
   checkLimit,
   checkMint,
+  checkRefundStatus,
   checkSats,
   checkSchemaVersion,
   checkSeconds,
@@ -102,6 +103,7 @@ const MIGRATIONS: readonly string[] = [
     spent_sats INTEGER NOT NULL DEFAULT 0 CHECK (spent_sats >= 0 AND spent_sats <= deposit_sats),
     return_invoice TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+    refund_status TEXT CHECK (refund_status IN ('succeeded', 'failed', 'skipped')),
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
   ) STRICT;
@@ -113,7 +115,7 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 const SESSION_COLUMNS =
-  'session_id, deposit_sats, spent_sats, return_invoice, status, created_at, updated_at';
+  'session_id, deposit_sats, spent_sats, return_invoice, status, refund_status, created_at, updated_at';
 
 const TRANSACTION_COLUMNS =
   'token_id, payment_hash, service, price_msat, state, created_at, settled_at, revoked';
@@ -271,6 +273,9 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
        WHERE status = 'open' AND updated_at < @before AND session_id IN
          (SELECT session_id FROM mpp_sessions WHERE status = 'open' AND updated_at < @before LIMIT @limit)
        RETURNING ${SESSION_COLUMNS}`,
+    ),
+    recordRefund: db.prepare(
+      `UPDATE mpp_sessions SET refund_status = ? WHERE session_id = ? AND status = 'closed' AND refund_status IS NULL`,
     ),
     removeConsumed: db.prepare('DELETE FROM mpp_consumed WHERE expires_at < ?'),
     insertSecret: db.prepare(
@@ -477,6 +482,12 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
           readSession(NAME, row),
         ),
       );
+    },
+
+    async recordRefund(sessionId, status) {
+      checkBytes(sessionId, 'sessionId');
+      checkRefundStatus(status);
+      return run('record a refund', () => mpp.recordRefund.run(status, sessionId).changes > 0);
     },
 
     async session(sessionId) {

@@ -297,6 +297,7 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
         spentSats: 0n,
         returnInvoice: 'lnbcrt1refund',
         status: 'open',
+        refundStatus: undefined,
         createdAt: 1_700_000_000,
         updatedAt: 1_700_000_000,
       });
@@ -344,6 +345,7 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
       });
       expect(await store.debitSession(random(), 1n, 2)).toEqual({ ok: false, reason: 'not-found' });
 
+      expect(await store.recordRefund(sessionId, 'skipped')).toBe(false); // still open
       const closed = await store.closeSession(sessionId, 3);
       expect(closed).toMatchObject({
         ok: true,
@@ -355,6 +357,14 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
         { ok: false, reason: 'closed' },
       );
       expect(await store.closeSession(random(), 4)).toEqual({ ok: false, reason: 'not-found' });
+      expect(await store.recordRefund(sessionId, 'succeeded')).toBe(true);
+      expect(await store.recordRefund(sessionId, 'failed')).toBe(false);
+      expect(await store.session(sessionId)).toMatchObject({ status: 'closed', refundStatus: 'succeeded' });
+      expect(await store.closeSession(sessionId, 5)).toMatchObject({
+        ok: false,
+        reason: 'closed',
+        session: { refundStatus: 'succeeded' },
+      });
     });
 
     it('closes the sessions idle since a time, once, leaving active ones open', async () => {
@@ -383,6 +393,7 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
           spentSats: 4n,
           returnInvoice: 'r',
           status: 'closed',
+          refundStatus: undefined,
           createdAt: 1_000,
           updatedAt: 6_000,
         },
