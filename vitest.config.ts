@@ -10,6 +10,8 @@ export default defineConfig({
       { find: /^l402$/, replacement: `${src('l402')}index.ts` },
       { find: /^l402\/lightning$/, replacement: `${src('l402')}lightning/index.ts` },
       { find: /^l402\/stores\/(.*)$/, replacement: `${src('l402')}server/stores/$1.ts` },
+      { find: /^l402\/mpp$/, replacement: `${src('l402')}mpp/index.ts` },
+      { find: /^l402\/mpp\/server$/, replacement: `${src('l402')}mpp/Server.ts` },
       { find: /^l402\/server$/, replacement: `${src('l402')}server/index.ts` },
       { find: /^l402\/(node|express|fastify|hono)$/, replacement: `${src('l402')}server/adapters/$1.ts` },
       { find: /^@l402\/devnet$/, replacement: `${src('devnet')}index.ts` },

@@ -48,6 +48,7 @@ import * as Limits from './limits.js';
 import * as Listener from './listener.js';
 import * as Metered from './metered.js';
 import * as Metrics from './metrics.js';
+import * as Mpp from './mpp.js';
 import * as ReverseProxy from './proxy.js';
 import * as Router from './router.js';
 import * as Upgrade from './upgrade.js';
@@ -62,7 +63,7 @@ export interface StartOptions {
   readonly listen?: HostPort;
   /** Unix milliseconds; the Authority's clock and the expiry job's. */
   readonly now?: () => number;
-  /** How often unpaid tokens whose invoice expired are removed; 60 000 ms by default. */
+  /** How often unpaid tokens whose invoice expired are removed (and MPP's sweep runs); 60 000 ms by default. */
   readonly sweepIntervalMs?: number;
   /** How often the Lightning backend is probed (`info()`); 15 000 ms by default. */
   readonly probeIntervalMs?: number;
@@ -167,6 +168,19 @@ export async function start(config: Config, options: StartOptions = {}): Promise
               }),
           });
     if (authority !== undefined) closers.push(() => authority.close());
+    const payments =
+      authority === undefined || wallet.backend === undefined
+        ? undefined
+        : await Mpp.create({
+            config,
+            store,
+            backend: wallet.backend,
+            authority,
+            now,
+            log,
+            sweepIntervalMs: options.sweepIntervalMs,
+          });
+    if (payments !== undefined) closers.push(() => payments.close());
 
     const limits = await Limits.open(config, { log, now });
     closers.push(() => limits.close());
@@ -231,6 +245,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       meters: pricing.meters,
       view: pricing.view,
       authority,
+      payments,
       proxy,
       grpc,
       upgrades,
@@ -297,16 +312,10 @@ export async function start(config: Config, options: StartOptions = {}): Promise
  * when it is not.
  *
  * @example
- * Gateway.notServed(config); // ['services[0] (api): authscheme mpp: only L402 is offered yet']
+ * Gateway.notServed(config); // ['admin.enabled: the admin API is not served yet']
  */
 export function notServed(config: Config): string[] {
   const out: string[] = [];
-  config.services.forEach((service, i) => {
-    const at = `services[${i}] (${service.name})`;
-    if (service.authscheme !== 'l402')
-      out.push(`${at}: authscheme ${service.authscheme}: only L402 is offered yet`);
-  });
-  if (config.authenticator.enablempp) out.push('authenticator.enablempp: MPP challenges are not offered yet');
   if (config.admin.enabled) out.push('admin.enabled: the admin API is not served yet');
   return out;
 }

@@ -51,6 +51,7 @@ import { REQUEST_ID_HEADER, requestIdOf } from './internal/requestId.js';
 import type { Logger } from './Log.js';
 import type { Meter, UsageObserver } from './metered.js';
 import { none, type Recorder } from './metrics.js';
+import type { Payments } from './mpp.js';
 import {
   answer,
   failure,
@@ -71,6 +72,8 @@ export interface Options {
   readonly router: Router;
   /** Undefined when `authenticator.disable` is set (then every service is `auth: off`). */
   readonly authority: Authority.Authority | undefined;
+  /** MPP (`Payment` scheme) for services whose authscheme includes it; undefined without enablempp. */
+  readonly payments?: Payments | undefined;
   readonly proxy: ReverseProxy;
   readonly grpc: GrpcProxy;
   readonly upgrades: Upgrades;
@@ -250,9 +253,12 @@ export function create(options: Options): Handler {
         ...options.view?.(service.name, request),
       };
       const meter = options.meters?.get(service.name);
-      const metered = meter
-        ? await meter.authorize(authority, view, target.route)
-        : { decision: await authority.authorize(view, target.route) };
+      const metered =
+        options.payments !== undefined && service.authscheme !== 'l402'
+          ? { decision: await options.payments.authorize(view, target) }
+          : meter
+            ? await meter.authorize(authority, view, target.route)
+            : { decision: await authority.authorize(view, target.route) };
       const { decision } = metered;
       usage = metered.usage;
       if (decision.kind === 'respond') {

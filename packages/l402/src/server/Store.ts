@@ -69,6 +69,41 @@ export interface Debit {
 /** Which token to revoke: by identifier hash (the server's key) or by token id (what operators see). */
 export type TokenRef = { readonly idHash: Uint8Array } | { readonly tokenId: Uint8Array };
 
+/** A payment spent once and for all (an MPP charge, a session deposit or top-up), by its payment hash. */
+export interface Consumption {
+  /** 32 bytes. */
+  readonly paymentHash: Uint8Array;
+  /** The Payment challenge `id` it was presented with. */
+  readonly challengeId: string;
+  /** Unix seconds: the challenge's expiry; the record may be pruned some time after it. */
+  readonly expiresAt: number;
+}
+
+/** An MPP session: a prepaid balance in sats, identified by its deposit's payment hash. */
+export interface Session {
+  /** 32 bytes: the deposit invoice's payment hash. */
+  readonly sessionId: Uint8Array;
+  readonly depositSats: bigint;
+  readonly spentSats: bigint;
+  /** BOLT11 without an amount, paid the remaining balance on close. */
+  readonly returnInvoice: string;
+  readonly status: 'open' | 'closed';
+  /** How the refund at close went, once recorded; undefined while open (or while refunding). */
+  readonly refundStatus: 'succeeded' | 'failed' | 'skipped' | undefined;
+  /** Unix seconds. */
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** A session operation's outcome; `consumed` means the payment was already spent. */
+export type SessionResult =
+  | { readonly ok: true; readonly session: Session }
+  | {
+      readonly ok: false;
+      readonly reason: 'not-found' | 'closed' | 'insufficient' | 'consumed';
+      readonly session?: Session;
+    };
+
 export interface Store {
   /** Stores a minted token's root key and its pending transaction atomically; resolves once durable. */
   mint(record: MintRecord): Promise<void>;
@@ -93,5 +128,41 @@ export interface Store {
   transactions(filter?: TransactionFilter): Promise<Transaction[]>;
   /** Removes root keys (and pending transactions) of tokens never paid whose invoice expired before `now`. */
   removeExpiredUnpaid(now: number): Promise<number>;
+  /**
+   * Spends a payment: true the first time its payment hash is consumed (durably), false ever after.
+   * Atomic across every instance sharing the store, so a credential buys exactly one request.
+   */
+  consume(record: Consumption): Promise<boolean>;
+  /**
+   * Consumes the deposit payment and opens a session on it (id = its payment hash) in one step; false
+   * when that payment was consumed before.
+   */
+  openSession(
+    open: Consumption & { depositSats: bigint; returnInvoice: string; now: number },
+  ): Promise<boolean>;
+  /** Consumes a top-up payment and credits an open session with `sats`, in one step. */
+  topUpSession(
+    sessionId: Uint8Array,
+    credit: Consumption & { sats: bigint; now: number },
+  ): Promise<SessionResult>;
+  /** Debits an open session by `sats` if its balance covers them: exact under any concurrency. */
+  debitSession(sessionId: Uint8Array, sats: bigint, now: number): Promise<SessionResult>;
+  /** Closes an open session; the session returned holds what is left to refund (deposit − spent). */
+  closeSession(sessionId: Uint8Array, now: number): Promise<SessionResult>;
+  /**
+   * Closes up to `limit` open sessions with no activity (open, debit, top-up) since `idleBefore`, in one
+   * atomic step, and returns them as closed: what is left in each is theirs to refund.
+   */
+  closeIdleSessions(idleBefore: number, now: number, limit: number): Promise<Session[]>;
+  /** Records how a closed session's refund went, once; false when it is not closed or already recorded. */
+  recordRefund(sessionId: Uint8Array, status: 'succeeded' | 'failed' | 'skipped'): Promise<boolean>;
+  session(sessionId: Uint8Array): Promise<Session | undefined>;
+  /** Removes consumption records whose challenge expired before `before` (unix seconds). */
+  removeExpiredConsumptions(before: number): Promise<number>;
+  /**
+   * The server secret stored under `name`, storing `fresh` first when there is none: every instance
+   * sharing the store gets the same bytes (the MPP challenge HMAC key, say).
+   */
+  secret(name: string, fresh: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }

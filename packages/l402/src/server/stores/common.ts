@@ -9,10 +9,18 @@
  * const tx = readTransaction('sqlite', row);
  */
 import { StoreError } from '../../Errors.js';
-import type { MintRecord, Revocation, TokenRef, Transaction, TransactionFilter } from '../Store.js';
+import type {
+  Consumption,
+  MintRecord,
+  Revocation,
+  Session,
+  TokenRef,
+  Transaction,
+  TransactionFilter,
+} from '../Store.js';
 
 /** The schema version this code writes; a database that records a newer one is refused. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Largest `priceMsat` a store keeps: PostgreSQL's and SQLite's signed 64-bit integer. */
 const MAX_PRICE_MSAT = 2n ** 63n - 1n;
@@ -169,4 +177,84 @@ export function readRevocation(
     idHash: readBytes(store, row.hash, 'hash'),
     tokenId: readBytes(store, row.token_id, 'token_id'),
   };
+}
+
+/** Largest sats amount a store keeps: a signed 64-bit integer. */
+const MAX_SATS = 2n ** 63n - 1n;
+
+/** Throws a RangeError for an amount of sats a store cannot keep, or that is not positive when `positive`. */
+export function checkSats(value: bigint, what: string, positive = false): void {
+  if (typeof value !== 'bigint' || value < (positive ? 1n : 0n) || value > MAX_SATS) {
+    throw new RangeError(`${what} must be a bigint from ${positive ? 1 : 0} to 2^63-1, got ${value}`);
+  }
+}
+
+/** Throws a RangeError for a consumption record a store cannot keep. */
+export function checkConsumption(record: Consumption): void {
+  checkBytes(record.paymentHash, 'paymentHash');
+  if (typeof record.challengeId !== 'string' || record.challengeId.length > 512) {
+    throw new RangeError('challengeId must be a string of at most 512 characters');
+  }
+  checkSeconds(record.expiresAt, 'expiresAt');
+}
+
+/** Throws a RangeError for a secret name or value a store cannot keep. */
+export function checkSecret(name: string, fresh: Uint8Array): void {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
+    throw new RangeError('a secret name must be 1 to 200 characters');
+  }
+  if (!(fresh instanceof Uint8Array) || fresh.length < 16 || fresh.length > 1024) {
+    throw new RangeError('a secret must be 16 to 1024 bytes');
+  }
+}
+
+/** An `mpp_sessions` row as the SQL stores select it. */
+export interface SessionRow {
+  readonly session_id: unknown;
+  readonly deposit_sats: unknown;
+  readonly spent_sats: unknown;
+  readonly return_invoice: unknown;
+  readonly status: unknown;
+  readonly refund_status: unknown;
+  readonly created_at: unknown;
+  readonly updated_at: unknown;
+}
+
+const REFUND_STATUSES = new Set(['succeeded', 'failed', 'skipped']);
+
+/** Throws a RangeError for a refund status a store cannot keep. */
+export function checkRefundStatus(status: string): void {
+  if (!REFUND_STATUSES.has(status))
+    throw new RangeError(`refund status must be succeeded, failed or skipped, got ${status}`);
+}
+
+/** A session row as a {@link Session}; throws `L402_STORE_CORRUPT` for a row that does not fit. */
+export function readSession(store: string, row: SessionRow): Session {
+  const { status, return_invoice, refund_status } = row;
+  if (refund_status !== null && !REFUND_STATUSES.has(refund_status as string)) {
+    throw corrupt(store, `unknown refund status ${String(refund_status)}`);
+  }
+  if (status !== 'open' && status !== 'closed')
+    throw corrupt(store, `unknown session status ${String(status)}`);
+  if (typeof return_invoice !== 'string') throw corrupt(store, 'return_invoice is not text');
+  const depositSats = readInteger(store, row.deposit_sats, 'deposit_sats');
+  const spentSats = readInteger(store, row.spent_sats, 'spent_sats');
+  if (spentSats < 0n || spentSats > depositSats) throw corrupt(store, 'spent_sats is out of range');
+  return {
+    sessionId: readBytes(store, row.session_id, 'session_id'),
+    depositSats,
+    spentSats,
+    returnInvoice: return_invoice,
+    status,
+    refundStatus: (refund_status ?? undefined) as Session['refundStatus'],
+    createdAt: readNumber(store, row.created_at, 'created_at'),
+    updatedAt: readNumber(store, row.updated_at, 'updated_at'),
+  };
+}
+
+/** Throws a RangeError unless `limit` is a whole number from 1 to 10 000. */
+export function checkLimit(limit: number): void {
+  if (!(Number.isSafeInteger(limit) && limit >= 1 && limit <= 10_000)) {
+    throw new RangeError(`limit must be a whole number from 1 to 10000, got ${limit}`);
+  }
 }

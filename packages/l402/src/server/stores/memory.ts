@@ -15,6 +15,8 @@ import { toHex } from '../../internal/bytes.js';
 import type {
   MintRecord,
   Revocation,
+  Session,
+  SessionResult,
   Store,
   Transaction,
   TransactionFilter,
@@ -22,10 +24,15 @@ import type {
 } from '../Store.js';
 import {
   checkBytes,
+  checkConsumption,
   checkDebit,
   checkFilter,
+  checkLimit,
   checkMint,
+  checkRefundStatus,
+  checkSats,
   checkSeconds,
+  checkSecret,
   closedError,
   refKey,
 } from './common.js';
@@ -74,11 +81,30 @@ export function create(): Store {
   const byTokenId = new Map<string, Entry>();
   const byPaymentHash = new Map<string, Set<Entry>>();
   const revocations: Revocation[] = [];
+  /** Consumed payment hashes (hex) → the challenge's expiry. */
+  const consumed = new Map<string, number>();
+  const sessions = new Map<string, Session>();
+  const secrets = new Map<string, Uint8Array>();
   let order = 0;
   let closed = false;
 
   const ensureOpen = (): void => {
     if (closed) throw closedError(NAME);
+  };
+
+  /** Applies `change` to an open session: a new session to keep, or a refusal. */
+  const update = (
+    sessionId: Uint8Array,
+    change: (session: Session) => Session | Extract<SessionResult, { ok: false }>,
+  ): SessionResult => {
+    const key = toHex(sessionId);
+    const session = sessions.get(key);
+    if (session === undefined) return { ok: false, reason: 'not-found' };
+    if (session.status === 'closed') return { ok: false, reason: 'closed', session: { ...session } };
+    const next = change(session);
+    if ('ok' in next) return next;
+    sessions.set(key, next);
+    return { ok: true, session: { ...next, sessionId: next.sessionId.slice() } };
   };
 
   const forget = (entry: Entry): void => {
@@ -199,6 +225,124 @@ export function create(): Store {
         }
       }
       return removed;
+    },
+
+    async consume(record) {
+      checkConsumption(record);
+      ensureOpen();
+      const key = toHex(record.paymentHash);
+      if (consumed.has(key)) return false;
+      consumed.set(key, record.expiresAt);
+      return true;
+    },
+
+    async openSession(open) {
+      checkConsumption(open);
+      checkSats(open.depositSats, 'depositSats');
+      checkSeconds(open.now, 'now');
+      ensureOpen();
+      const key = toHex(open.paymentHash);
+      if (consumed.has(key) || sessions.has(key)) return false;
+      consumed.set(key, open.expiresAt);
+      sessions.set(key, {
+        sessionId: open.paymentHash.slice(),
+        depositSats: open.depositSats,
+        spentSats: 0n,
+        returnInvoice: open.returnInvoice,
+        status: 'open',
+        refundStatus: undefined,
+        createdAt: open.now,
+        updatedAt: open.now,
+      });
+      return true;
+    },
+
+    async topUpSession(sessionId, credit) {
+      checkBytes(sessionId, 'sessionId');
+      checkConsumption(credit);
+      checkSats(credit.sats, 'sats', true);
+      checkSeconds(credit.now, 'now');
+      ensureOpen();
+      return update(sessionId, (session) => {
+        const key = toHex(credit.paymentHash);
+        if (consumed.has(key)) return { ok: false, reason: 'consumed', session: { ...session } };
+        if (session.depositSats + credit.sats > 2n ** 63n - 1n)
+          throw new RangeError('the deposit would overflow');
+        consumed.set(key, credit.expiresAt);
+        return { ...session, depositSats: session.depositSats + credit.sats, updatedAt: credit.now };
+      });
+    },
+
+    async debitSession(sessionId, sats, now) {
+      checkBytes(sessionId, 'sessionId');
+      checkSats(sats, 'sats');
+      checkSeconds(now, 'now');
+      ensureOpen();
+      return update(sessionId, (session) =>
+        session.depositSats - session.spentSats < sats
+          ? { ok: false, reason: 'insufficient', session: { ...session } }
+          : { ...session, spentSats: session.spentSats + sats, updatedAt: now },
+      );
+    },
+
+    async closeSession(sessionId, now) {
+      checkBytes(sessionId, 'sessionId');
+      checkSeconds(now, 'now');
+      ensureOpen();
+      return update(sessionId, (session) => ({ ...session, status: 'closed', updatedAt: now }));
+    },
+
+    async closeIdleSessions(idleBefore, now, limit) {
+      checkSeconds(idleBefore, 'idleBefore');
+      checkSeconds(now, 'now');
+      checkLimit(limit);
+      ensureOpen();
+      const idle = [...sessions.entries()]
+        .filter(([, session]) => session.status === 'open' && session.updatedAt < idleBefore)
+        .slice(0, limit);
+      return idle.map(([key, session]) => {
+        const closed: Session = { ...session, status: 'closed', updatedAt: now };
+        sessions.set(key, closed);
+        return { ...closed, sessionId: closed.sessionId.slice() };
+      });
+    },
+
+    async recordRefund(sessionId, status) {
+      checkBytes(sessionId, 'sessionId');
+      checkRefundStatus(status);
+      ensureOpen();
+      const key = toHex(sessionId);
+      const session = sessions.get(key);
+      if (session?.status !== 'closed' || session.refundStatus !== undefined) return false;
+      sessions.set(key, { ...session, refundStatus: status });
+      return true;
+    },
+
+    async session(sessionId) {
+      checkBytes(sessionId, 'sessionId');
+      ensureOpen();
+      const session = sessions.get(toHex(sessionId));
+      return session && { ...session, sessionId: session.sessionId.slice() };
+    },
+
+    async removeExpiredConsumptions(before) {
+      checkSeconds(before, 'before');
+      ensureOpen();
+      let removed = 0;
+      for (const [key, expiresAt] of consumed) {
+        if (expiresAt < before) {
+          consumed.delete(key);
+          removed++;
+        }
+      }
+      return removed;
+    },
+
+    async secret(name, fresh) {
+      checkSecret(name, fresh);
+      ensureOpen();
+      if (!secrets.has(name)) secrets.set(name, fresh.slice());
+      return secrets.get(name)!.slice();
     },
 
     async close() {

@@ -61,7 +61,7 @@ describe('Postgres.open', () => {
     const schema = nextSchema();
     const stores = await Promise.all(Array.from({ length: 4 }, () => Postgres.open({ url: URL, schema })));
     await Promise.all(stores.map((store) => store.close()));
-    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 2 }]);
+    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 3 }]);
   });
 
   it('never lets a reader polling revocationsSince skip a revocation committed concurrently', async () => {
@@ -157,7 +157,7 @@ describe('Postgres.open', () => {
     await admin`UPDATE ${admin(schema)}.schema_version SET version = 99`;
     await expect(Postgres.open({ url: URL, schema })).rejects.toMatchObject({
       code: 'L402_STORE_CORRUPT',
-      message: expect.stringContaining('schema version 99, newer than this l402 (2)'),
+      message: expect.stringContaining('schema version 99, newer than this l402 (3)'),
     });
   });
 

@@ -24,20 +24,27 @@
  */
 import type PostgresJs from 'postgres';
 import { StoreError } from '../../Errors.js';
-import type { Store, TransactionFilter } from '../Store.js';
+import type { SessionResult, Store, TransactionFilter } from '../Store.js';
 import {
   checkBytes,
+  checkConsumption,
   checkDebit,
   checkFilter,
+  checkLimit,
   checkMint,
+  checkRefundStatus,
+  checkSats,
   checkSchemaVersion,
   checkSeconds,
+  checkSecret,
   closedError,
   readBytes,
   readRevocation,
+  readSession,
   readTransaction,
   refKey,
   SCHEMA_VERSION,
+  type SessionRow,
   type TransactionRow,
 } from './common.js';
 
@@ -113,7 +120,33 @@ const MIGRATIONS: readonly (readonly string[])[] = [
   ],
   // Metered tokens: the prepaid credit is price_msat, what has been spent of it is spent_msat.
   ['ALTER TABLE l402_transactions ADD COLUMN spent_msat BIGINT NOT NULL DEFAULT 0 CHECK (spent_msat >= 0)'],
+  [
+    `CREATE TABLE mpp_consumed (
+      payment_hash BYTEA PRIMARY KEY,
+      challenge_id TEXT NOT NULL,
+      expires_at BIGINT NOT NULL,
+      consumed_at BIGINT NOT NULL DEFAULT extract(epoch FROM now())::bigint
+    )`,
+    'CREATE INDEX mpp_consumed_expires_at ON mpp_consumed (expires_at)',
+    `CREATE TABLE mpp_sessions (
+      session_id BYTEA PRIMARY KEY,
+      deposit_sats BIGINT NOT NULL CHECK (deposit_sats >= 0),
+      spent_sats BIGINT NOT NULL DEFAULT 0 CHECK (spent_sats >= 0 AND spent_sats <= deposit_sats),
+      return_invoice TEXT NOT NULL,
+      status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+      refund_status TEXT CHECK (refund_status IN ('succeeded', 'failed', 'skipped')),
+      created_at BIGINT NOT NULL,
+      updated_at BIGINT NOT NULL
+    )`,
+    `CREATE TABLE server_secrets (
+      name TEXT PRIMARY KEY,
+      secret BYTEA NOT NULL
+    )`,
+  ],
 ];
+
+const SESSION_COLUMNS =
+  'session_id, deposit_sats, spent_sats, return_invoice, status, refund_status, created_at, updated_at';
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -292,6 +325,21 @@ function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Stor
     }
   };
 
+  const sessionRow = async (id: Uint8Array): Promise<SessionRow | undefined> => {
+    const [row] = await run(
+      'read a session',
+      () => sql`SELECT ${sql.unsafe(SESSION_COLUMNS)} FROM mpp_sessions WHERE session_id = ${id}`,
+    );
+    return row as unknown as SessionRow | undefined;
+  };
+  /** Why an update touched no open session. */
+  const refusal = async (id: Uint8Array, reason: 'insufficient' | 'closed'): Promise<SessionResult> => {
+    const row = await sessionRow(id);
+    if (row === undefined) return { ok: false, reason: 'not-found' };
+    const session = readSession(NAME, row);
+    return { ok: false, reason: session.status === 'closed' ? 'closed' : reason, session };
+  };
+
   return {
     async mint(r) {
       checkMint(r);
@@ -435,6 +483,160 @@ function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Stor
           DELETE FROM secrets WHERE token_id IN (SELECT token_id FROM gone)`,
       );
       return result.count;
+    },
+
+    async consume(record) {
+      checkConsumption(record);
+      const rows = await run(
+        'consume a payment',
+        () => sql`
+          INSERT INTO mpp_consumed (payment_hash, challenge_id, expires_at)
+          VALUES (${record.paymentHash}, ${record.challengeId}, ${record.expiresAt}::bigint)
+          ON CONFLICT DO NOTHING RETURNING 1`,
+      );
+      return rows.length > 0;
+    },
+
+    async openSession(o) {
+      checkConsumption(o);
+      checkSats(o.depositSats, 'depositSats');
+      checkSeconds(o.now, 'now');
+      // One statement: the session exists only if this very statement consumed the deposit.
+      const rows = await run(
+        'open a session',
+        () => sql`
+          WITH spent AS (
+            INSERT INTO mpp_consumed (payment_hash, challenge_id, expires_at)
+            VALUES (${o.paymentHash}, ${o.challengeId}, ${o.expiresAt}::bigint)
+            ON CONFLICT DO NOTHING RETURNING payment_hash
+          )
+          INSERT INTO mpp_sessions (session_id, deposit_sats, return_invoice, status, created_at, updated_at)
+          SELECT payment_hash, ${o.depositSats}::bigint, ${o.returnInvoice}::text, 'open', ${o.now}::bigint,
+            ${o.now}::bigint
+          FROM spent
+          ON CONFLICT DO NOTHING RETURNING 1`,
+      );
+      return rows.length > 0;
+    },
+
+    async topUpSession(sessionId, c) {
+      checkBytes(sessionId, 'sessionId');
+      checkConsumption(c);
+      checkSats(c.sats, 'sats', true);
+      checkSeconds(c.now, 'now');
+      return run('top up a session', () =>
+        sql.begin(async (tx): Promise<SessionResult> => {
+          const [row] = await tx`SELECT ${tx.unsafe(SESSION_COLUMNS)} FROM mpp_sessions
+            WHERE session_id = ${sessionId} FOR UPDATE`;
+          if (row === undefined) return { ok: false, reason: 'not-found' };
+          const session = readSession(NAME, row as unknown as SessionRow);
+          if (session.status === 'closed') return { ok: false, reason: 'closed', session };
+          const spent = await tx`
+            INSERT INTO mpp_consumed (payment_hash, challenge_id, expires_at)
+            VALUES (${c.paymentHash}, ${c.challengeId}, ${c.expiresAt}::bigint)
+            ON CONFLICT DO NOTHING RETURNING 1`;
+          if (spent.length === 0) return { ok: false, reason: 'consumed', session };
+          const [credited] = await tx`
+            UPDATE mpp_sessions SET deposit_sats = deposit_sats + ${c.sats}::bigint, updated_at = ${c.now}::bigint
+            WHERE session_id = ${sessionId} RETURNING ${tx.unsafe(SESSION_COLUMNS)}`;
+          return { ok: true, session: readSession(NAME, credited as unknown as SessionRow) };
+        }),
+      );
+    },
+
+    async debitSession(sessionId, sats, now) {
+      checkBytes(sessionId, 'sessionId');
+      checkSats(sats, 'sats');
+      checkSeconds(now, 'now');
+      // The balance check and the debit are one statement under the row lock: never an overdraft.
+      const [row] = await run(
+        'debit a session',
+        () => sql`
+          UPDATE mpp_sessions SET spent_sats = spent_sats + ${sats}::bigint, updated_at = ${now}::bigint
+          WHERE session_id = ${sessionId} AND status = 'open' AND deposit_sats - spent_sats >= ${sats}::bigint
+          RETURNING ${sql.unsafe(SESSION_COLUMNS)}`,
+      );
+      if (row !== undefined) return { ok: true, session: readSession(NAME, row as unknown as SessionRow) };
+      return refusal(sessionId, 'insufficient');
+    },
+
+    async closeSession(sessionId, now) {
+      checkBytes(sessionId, 'sessionId');
+      checkSeconds(now, 'now');
+      const [row] = await run(
+        'close a session',
+        () => sql`
+          UPDATE mpp_sessions SET status = 'closed', updated_at = ${now}::bigint
+          WHERE session_id = ${sessionId} AND status = 'open'
+          RETURNING ${sql.unsafe(SESSION_COLUMNS)}`,
+      );
+      if (row !== undefined) return { ok: true, session: readSession(NAME, row as unknown as SessionRow) };
+      return refusal(sessionId, 'closed');
+    },
+
+    async closeIdleSessions(idleBefore, now, limit) {
+      checkSeconds(idleBefore, 'idleBefore');
+      checkSeconds(now, 'now');
+      checkLimit(limit);
+      // The idle condition is on the UPDATE itself, which rechecks it on rows a concurrent debit changed.
+      const rows = await run(
+        'close idle sessions',
+        () => sql`
+          UPDATE mpp_sessions SET status = 'closed', updated_at = ${now}::bigint
+          WHERE status = 'open' AND updated_at < ${idleBefore}::bigint AND session_id IN (
+            SELECT session_id FROM mpp_sessions WHERE status = 'open' AND updated_at < ${idleBefore}::bigint
+            LIMIT ${limit}::bigint)
+          RETURNING ${sql.unsafe(SESSION_COLUMNS)}`,
+      );
+      return rows.map((row) => readSession(NAME, row as unknown as SessionRow));
+    },
+
+    async recordRefund(sessionId, status) {
+      checkBytes(sessionId, 'sessionId');
+      checkRefundStatus(status);
+      const result = await run(
+        'record a refund',
+        () => sql`
+          UPDATE mpp_sessions SET refund_status = ${status}
+          WHERE session_id = ${sessionId} AND status = 'closed' AND refund_status IS NULL`,
+      );
+      return result.count > 0;
+    },
+
+    async session(sessionId) {
+      checkBytes(sessionId, 'sessionId');
+      const row = await sessionRow(sessionId);
+      return row === undefined ? undefined : readSession(NAME, row);
+    },
+
+    async removeExpiredConsumptions(before) {
+      checkSeconds(before, 'before');
+      const result = await run(
+        'remove expired consumptions',
+        () => sql`DELETE FROM mpp_consumed WHERE expires_at < ${before}::bigint`,
+      );
+      return result.count;
+    },
+
+    async secret(name, fresh) {
+      checkSecret(name, fresh);
+      // Racing instances both insert; the first commit wins and every instance reads that one.
+      let [row] = await run(
+        'read a secret',
+        () => sql`
+          WITH made AS (
+            INSERT INTO server_secrets (name, secret) VALUES (${name}, ${fresh})
+            ON CONFLICT DO NOTHING RETURNING secret
+          )
+          SELECT secret FROM made UNION ALL SELECT secret FROM server_secrets WHERE name = ${name}`,
+      );
+      // The loser of a race sees neither row in its snapshot: the winner's commit is visible now.
+      if (row === undefined) {
+        [row] = await run('read a secret', () => sql`SELECT secret FROM server_secrets WHERE name = ${name}`);
+      }
+      if (!(row?.secret instanceof Uint8Array))
+        throw new StoreError('L402_STORE_CORRUPT', NAME, 'unreadable secret');
+      return new Uint8Array(row.secret);
     },
 
     async close() {

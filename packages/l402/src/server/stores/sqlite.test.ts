@@ -117,7 +117,7 @@ describe('Sqlite.open', () => {
 
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(raw.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([2]);
+    expect(raw.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([3]);
     raw.close();
 
     const reopened = await Sqlite.open({ path });
@@ -213,7 +213,7 @@ describe('Sqlite.open', () => {
     raw.close();
     await expect(Sqlite.open({ path: newer })).rejects.toMatchObject({
       code: 'L402_STORE_CORRUPT',
-      message: expect.stringContaining('schema version 99, newer than this l402 (2)'),
+      message: expect.stringContaining('schema version 99, newer than this l402 (3)'),
     });
   });
 

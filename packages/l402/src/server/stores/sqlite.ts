@@ -23,21 +23,27 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { StoreError } from '../../Errors.js';
-import type { Debit, MintRecord, Store, TransactionFilter } from '../Store.js';
-
+import type { Debit, MintRecord, SessionResult, Store, TransactionFilter } from '../Store.js';
 import {
   checkBytes,
+  checkConsumption,
   checkDebit,
   checkFilter,
+  checkLimit,
   checkMint,
+  checkRefundStatus,
+  checkSats,
   checkSchemaVersion,
   checkSeconds,
+  checkSecret,
   closedError,
   readBytes,
   readRevocation,
+  readSession,
   readTransaction,
   refKey,
   SCHEMA_VERSION,
+  type SessionRow,
   type TransactionRow,
 } from './common.js';
 
@@ -96,7 +102,33 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE l402_transactions ADD COLUMN spent_msat INTEGER NOT NULL DEFAULT 0 CHECK (spent_msat >= 0);
   `,
+  `
+  CREATE TABLE mpp_consumed (
+    payment_hash BLOB PRIMARY KEY,
+    challenge_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    consumed_at INTEGER NOT NULL DEFAULT (unixepoch())
+  ) STRICT;
+  CREATE INDEX mpp_consumed_expires_at ON mpp_consumed (expires_at);
+  CREATE TABLE mpp_sessions (
+    session_id BLOB PRIMARY KEY,
+    deposit_sats INTEGER NOT NULL CHECK (deposit_sats >= 0),
+    spent_sats INTEGER NOT NULL DEFAULT 0 CHECK (spent_sats >= 0 AND spent_sats <= deposit_sats),
+    return_invoice TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+    refund_status TEXT CHECK (refund_status IN ('succeeded', 'failed', 'skipped')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE server_secrets (
+    name TEXT PRIMARY KEY,
+    secret BLOB NOT NULL
+  ) STRICT;
+  `,
 ];
+
+const SESSION_COLUMNS =
+  'session_id, deposit_sats, spent_sats, return_invoice, status, refund_status, created_at, updated_at';
 
 const TRANSACTION_COLUMNS =
   'token_id, payment_hash, service, price_msat, state, created_at, settled_at, revoked';
@@ -233,6 +265,77 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
       `DELETE FROM l402_transactions WHERE state = 'pending' AND revoked = 0 AND invoice_expires_at < ?`,
     ),
   };
+
+  const mpp = {
+    consume: db.prepare(
+      'INSERT INTO mpp_consumed (payment_hash, challenge_id, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+    ),
+    session: db.prepare(`SELECT ${SESSION_COLUMNS} FROM mpp_sessions WHERE session_id = ?`),
+    insertSession: db.prepare(
+      `INSERT INTO mpp_sessions (session_id, deposit_sats, return_invoice, status, created_at, updated_at)
+       VALUES (?, ?, ?, 'open', ?, ?)`,
+    ),
+    credit: db.prepare(
+      `UPDATE mpp_sessions SET deposit_sats = deposit_sats + ?, updated_at = ? WHERE session_id = ?
+       RETURNING ${SESSION_COLUMNS}`,
+    ),
+    // The balance check and the debit are one statement: concurrent debits can never overdraw.
+    debit: db.prepare(
+      `UPDATE mpp_sessions SET spent_sats = spent_sats + @sats, updated_at = @now
+       WHERE session_id = @id AND status = 'open' AND deposit_sats - spent_sats >= @sats
+       RETURNING ${SESSION_COLUMNS}`,
+    ),
+    close: db.prepare(
+      `UPDATE mpp_sessions SET status = 'closed', updated_at = ? WHERE session_id = ? AND status = 'open'
+       RETURNING ${SESSION_COLUMNS}`,
+    ),
+    // The idle condition is on the UPDATE itself: a session that saw a debit meanwhile stays open.
+    closeIdle: db.prepare(
+      `UPDATE mpp_sessions SET status = 'closed', updated_at = @now
+       WHERE status = 'open' AND updated_at < @before AND session_id IN
+         (SELECT session_id FROM mpp_sessions WHERE status = 'open' AND updated_at < @before LIMIT @limit)
+       RETURNING ${SESSION_COLUMNS}`,
+    ),
+    recordRefund: db.prepare(
+      `UPDATE mpp_sessions SET refund_status = ? WHERE session_id = ? AND status = 'closed' AND refund_status IS NULL`,
+    ),
+    removeConsumed: db.prepare('DELETE FROM mpp_consumed WHERE expires_at < ?'),
+    insertSecret: db.prepare(
+      'INSERT INTO server_secrets (name, secret) VALUES (?, ?) ON CONFLICT DO NOTHING',
+    ),
+    secret: db.prepare('SELECT secret FROM server_secrets WHERE name = ?').pluck(),
+  };
+  const sessionRow = (id: Uint8Array) => mpp.session.get(id) as SessionRow | undefined;
+  /** Why an update touched no open session. */
+  const refusal = (id: Uint8Array, reason: 'insufficient' | 'closed'): SessionResult => {
+    const row = sessionRow(id);
+    if (row === undefined) return { ok: false, reason: 'not-found' };
+    const session = readSession(NAME, row);
+    return { ok: false, reason: session.status === 'closed' ? 'closed' : reason, session };
+  };
+
+  const openSession = db.transaction((o: Parameters<Store['openSession']>[0]): boolean => {
+    if (sessionRow(o.paymentHash) !== undefined) return false;
+    if (mpp.consume.run(o.paymentHash, o.challengeId, o.expiresAt).changes === 0) return false;
+    mpp.insertSession.run(o.paymentHash, o.depositSats, o.returnInvoice, o.now, o.now);
+    return true;
+  });
+
+  const topUp = db.transaction((id: Uint8Array, c: Parameters<Store['topUpSession']>[1]): SessionResult => {
+    const row = sessionRow(id);
+    if (row === undefined) return { ok: false, reason: 'not-found' };
+    const session = readSession(NAME, row);
+    if (session.status === 'closed') return { ok: false, reason: 'closed', session };
+    if (mpp.consume.run(c.paymentHash, c.challengeId, c.expiresAt).changes === 0) {
+      return { ok: false, reason: 'consumed', session };
+    }
+    return { ok: true, session: readSession(NAME, mpp.credit.get(c.sats, c.now, id) as SessionRow) };
+  });
+
+  const secret = db.transaction((name: string, fresh: Uint8Array) => {
+    mpp.insertSecret.run(name, fresh);
+    return mpp.secret.get(name) as Uint8Array;
+  });
 
   const mint = db.transaction((r: MintRecord) => {
     if (statements.wasRevoked.get(r.idHash, r.tokenId) !== undefined) {
@@ -386,6 +489,87 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
     async removeExpiredUnpaid(now) {
       checkSeconds(now, 'now');
       return run('remove expired tokens', () => removeExpiredUnpaid.immediate(now));
+    },
+
+    async consume(record) {
+      checkConsumption(record);
+      return run(
+        'consume a payment',
+        () => mpp.consume.run(record.paymentHash, record.challengeId, record.expiresAt).changes > 0,
+      );
+    },
+
+    async openSession(open) {
+      checkConsumption(open);
+      checkSats(open.depositSats, 'depositSats');
+      checkSeconds(open.now, 'now');
+      return run('open a session', () => openSession.immediate(open));
+    },
+
+    async topUpSession(sessionId, credit) {
+      checkBytes(sessionId, 'sessionId');
+      checkConsumption(credit);
+      checkSats(credit.sats, 'sats', true);
+      checkSeconds(credit.now, 'now');
+      return run('top up a session', () => topUp.immediate(sessionId, credit));
+    },
+
+    async debitSession(sessionId, sats, now) {
+      checkBytes(sessionId, 'sessionId');
+      checkSats(sats, 'sats');
+      checkSeconds(now, 'now');
+      return run('debit a session', () => {
+        const row = mpp.debit.get({ sats, now, id: sessionId }) as SessionRow | undefined;
+        return row === undefined
+          ? refusal(sessionId, 'insufficient')
+          : { ok: true as const, session: readSession(NAME, row) };
+      });
+    },
+
+    async closeSession(sessionId, now) {
+      checkBytes(sessionId, 'sessionId');
+      checkSeconds(now, 'now');
+      return run('close a session', () => {
+        const row = mpp.close.get(now, sessionId) as SessionRow | undefined;
+        return row === undefined
+          ? refusal(sessionId, 'closed')
+          : { ok: true as const, session: readSession(NAME, row) };
+      });
+    },
+
+    async closeIdleSessions(idleBefore, now, limit) {
+      checkSeconds(idleBefore, 'idleBefore');
+      checkSeconds(now, 'now');
+      checkLimit(limit);
+      return run('close idle sessions', () =>
+        (mpp.closeIdle.all({ before: idleBefore, now, limit }) as SessionRow[]).map((row) =>
+          readSession(NAME, row),
+        ),
+      );
+    },
+
+    async recordRefund(sessionId, status) {
+      checkBytes(sessionId, 'sessionId');
+      checkRefundStatus(status);
+      return run('record a refund', () => mpp.recordRefund.run(status, sessionId).changes > 0);
+    },
+
+    async session(sessionId) {
+      checkBytes(sessionId, 'sessionId');
+      return run('read a session', () => {
+        const row = sessionRow(sessionId);
+        return row === undefined ? undefined : readSession(NAME, row);
+      });
+    },
+
+    async removeExpiredConsumptions(before) {
+      checkSeconds(before, 'before');
+      return run('remove expired consumptions', () => mpp.removeConsumed.run(before).changes);
+    },
+
+    async secret(name, fresh) {
+      checkSecret(name, fresh);
+      return run('read a secret', () => new Uint8Array(secret.immediate(name, fresh)));
     },
 
     async close() {

@@ -292,6 +292,167 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
       expect(await store.debit(r.tokenId, 0n)).toEqual({ ok: true, remainingMsat: 0n });
     });
 
+    it('consumes a payment exactly once, even when many instances race for it', async () => {
+      const store = await fresh();
+      const paymentHash = random();
+      const record = { paymentHash, challengeId: 'c1', expiresAt: 1_700_000_900 };
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => store.consume({ ...record, challengeId: `c${i}` })),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.consume(record)).toBe(false);
+      expect(await store.consume({ ...record, paymentHash: random() })).toBe(true);
+    });
+
+    it('prunes consumption records whose challenge expired before a time, and only those', async () => {
+      const store = await fresh();
+      const [old, current] = [random(), random()];
+      await store.consume({ paymentHash: old, challengeId: 'a', expiresAt: 1_000 });
+      await store.consume({ paymentHash: current, challengeId: 'b', expiresAt: 2_000 });
+      expect(await store.removeExpiredConsumptions(2_000)).toBe(1);
+      expect(await store.consume({ paymentHash: old, challengeId: 'a', expiresAt: 1_000 })).toBe(true);
+      expect(await store.consume({ paymentHash: current, challengeId: 'b', expiresAt: 2_000 })).toBe(false);
+    });
+
+    it('opens a session on a deposit once; the deposit is then consumed', async () => {
+      const store = await fresh();
+      const paymentHash = random();
+      const open = {
+        paymentHash,
+        challengeId: 'open',
+        expiresAt: 1_700_000_900,
+        depositSats: 100n,
+        returnInvoice: 'lnbcrt1refund',
+        now: 1_700_000_000,
+      };
+      expect(await store.openSession(open)).toBe(true);
+      expect(await store.openSession(open)).toBe(false);
+      expect(await store.consume(open)).toBe(false);
+      expect(await store.session(paymentHash)).toEqual({
+        sessionId: paymentHash,
+        depositSats: 100n,
+        spentSats: 0n,
+        returnInvoice: 'lnbcrt1refund',
+        status: 'open',
+        refundStatus: undefined,
+        createdAt: 1_700_000_000,
+        updatedAt: 1_700_000_000,
+      });
+      expect(await store.session(random())).toBeUndefined();
+      // A payment spent as a charge cannot open a session either.
+      const charged = random();
+      await store.consume({ paymentHash: charged, challengeId: 'x', expiresAt: 1 });
+      expect(await store.openSession({ ...open, paymentHash: charged })).toBe(false);
+    });
+
+    it('debits a session exactly under concurrency, tops it up once per payment, and closes it once', async () => {
+      const store = await fresh();
+      const sessionId = random();
+      const base = { challengeId: 'c', expiresAt: 1_700_000_900, now: 1_700_000_000 };
+      await store.openSession({
+        ...base,
+        paymentHash: sessionId,
+        depositSats: 50n,
+        returnInvoice: 'lnbcrt1r',
+      });
+      const debits = await Promise.all(
+        Array.from({ length: 80 }, () => store.debitSession(sessionId, 1n, 1)),
+      );
+      expect(debits.filter((d) => d.ok)).toHaveLength(50);
+      expect(debits.find((d) => !d.ok)).toMatchObject({ ok: false, reason: 'insufficient' });
+      expect(await store.session(sessionId)).toMatchObject({ depositSats: 50n, spentSats: 50n });
+
+      const topUp = { ...base, paymentHash: random(), sats: 30n };
+      expect(await store.topUpSession(sessionId, topUp)).toMatchObject({
+        ok: true,
+        session: { depositSats: 80n, spentSats: 50n },
+      });
+      expect(await store.topUpSession(sessionId, topUp)).toMatchObject({ ok: false, reason: 'consumed' });
+      expect(await store.topUpSession(random(), { ...topUp, paymentHash: random() })).toEqual({
+        ok: false,
+        reason: 'not-found',
+      });
+      expect(await store.debitSession(sessionId, 31n, 2)).toMatchObject({
+        ok: false,
+        reason: 'insufficient',
+      });
+      expect(await store.debitSession(sessionId, 10n, 2)).toMatchObject({
+        ok: true,
+        session: { spentSats: 60n },
+      });
+      expect(await store.debitSession(random(), 1n, 2)).toEqual({ ok: false, reason: 'not-found' });
+
+      expect(await store.recordRefund(sessionId, 'skipped')).toBe(false); // still open
+      const closed = await store.closeSession(sessionId, 3);
+      expect(closed).toMatchObject({
+        ok: true,
+        session: { status: 'closed', depositSats: 80n, spentSats: 60n },
+      });
+      expect(await store.closeSession(sessionId, 4)).toMatchObject({ ok: false, reason: 'closed' });
+      expect(await store.debitSession(sessionId, 1n, 4)).toMatchObject({ ok: false, reason: 'closed' });
+      expect(await store.topUpSession(sessionId, { ...base, paymentHash: random(), sats: 5n })).toMatchObject(
+        { ok: false, reason: 'closed' },
+      );
+      expect(await store.closeSession(random(), 4)).toEqual({ ok: false, reason: 'not-found' });
+      expect(await store.recordRefund(sessionId, 'succeeded')).toBe(true);
+      expect(await store.recordRefund(sessionId, 'failed')).toBe(false);
+      expect(await store.session(sessionId)).toMatchObject({ status: 'closed', refundStatus: 'succeeded' });
+      expect(await store.closeSession(sessionId, 5)).toMatchObject({
+        ok: false,
+        reason: 'closed',
+        session: { refundStatus: 'succeeded' },
+      });
+    });
+
+    it('closes the sessions idle since a time, once, leaving active ones open', async () => {
+      const store = await fresh();
+      const open = (now: number) => {
+        const paymentHash = random();
+        return store
+          .openSession({
+            paymentHash,
+            challengeId: 'c',
+            expiresAt: now + 900,
+            depositSats: 10n,
+            returnInvoice: 'r',
+            now,
+          })
+          .then(() => paymentHash);
+      };
+      const [idle, active, busy] = [await open(1_000), await open(1_000), await open(5_000)];
+      await store.debitSession(active, 3n, 4_000); // activity moves it past the cut-off
+      await store.debitSession(idle, 4n, 1_500);
+      const closed = await store.closeIdleSessions(3_000, 6_000, 100);
+      expect(closed).toEqual([
+        {
+          sessionId: idle,
+          depositSats: 10n,
+          spentSats: 4n,
+          returnInvoice: 'r',
+          status: 'closed',
+          refundStatus: undefined,
+          createdAt: 1_000,
+          updatedAt: 6_000,
+        },
+      ]);
+      expect(await store.closeIdleSessions(3_000, 6_000, 100)).toEqual([]);
+      for (const id of [active, busy]) expect(await store.session(id)).toMatchObject({ status: 'open' });
+      expect(await store.debitSession(idle, 1n, 6_001)).toMatchObject({ ok: false, reason: 'closed' });
+      expect(await store.closeIdleSessions(10_000, 10_000, 1)).toHaveLength(1);
+      expect(await store.closeIdleSessions(10_000, 10_000, 1)).toHaveLength(1);
+      expect(await store.closeIdleSessions(10_000, 10_000, 1)).toEqual([]);
+    });
+
+    it('keeps one secret per name: the first stored wins, for every caller', async () => {
+      const store = await fresh();
+      const candidates = Array.from({ length: 5 }, () => random());
+      const got = await Promise.all(candidates.map((c) => store.secret('mpp-hmac', c)));
+      expect(candidates.some((c) => c.join() === got[0]!.join())).toBe(true);
+      for (const g of got) expect(g).toEqual(got[0]);
+      expect(await store.secret('mpp-hmac', random())).toEqual(got[0]);
+      expect(await store.secret('other', candidates[1]!)).toEqual(candidates[1]);
+    });
+
     it('refuses every call once closed with L402_STORE_UNAVAILABLE; closing twice is fine', async () => {
       const store = await fresh();
       const r = record();
@@ -307,6 +468,9 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
         store.transactions(),
         store.removeExpiredUnpaid(2_000_000_000),
         store.debit(r.tokenId, 1n),
+        store.consume({ paymentHash: random(), challengeId: 'c', expiresAt: 1 }),
+        store.debitSession(random(), 1n, 1),
+        store.secret('name', random()),
       ];
       for (const error of await Promise.all(calls.map(rejection))) {
         expect(error).toMatchObject({ name: 'StoreError', code: 'L402_STORE_UNAVAILABLE' });
