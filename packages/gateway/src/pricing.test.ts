@@ -122,6 +122,7 @@ const httpPricer = http.createServer(async (request, response) => {
   for await (const chunk of request) body += chunk;
   const summary = JSON.parse(body) as { path: string; query: string };
   httpPricerSaw.push(summary);
+  if (summary.path.startsWith('/hslow/')) await new Promise((r) => setTimeout(r, 5_000));
   if (summary.path === '/h/garbage') {
     response.end('not json');
     return;
@@ -370,7 +371,8 @@ describe('dynamicprice with an HTTP pricer (httpurl)', () => {
     const gateway = await start(
       yaml(
         dynamic('h', 'h', `      httpurl: "${httpPricerUrl}"\n      timeout: 2s\n`) +
-          dynamic('hgone', 'hgone', `      httpurl: "http://127.0.0.1:${closedPort}/price"\n`),
+          dynamic('hgone', 'hgone', `      httpurl: "http://127.0.0.1:${closedPort}/price"\n`) +
+          dynamic('hslow', 'hslow', `      httpurl: "${httpPricerUrl}"\n      timeout: 200ms\n`),
       ),
     );
     const reply = await send(`${gateway.url}/h/items?n=3`, {
@@ -397,6 +399,8 @@ describe('dynamicprice with an HTTP pricer (httpurl)', () => {
     expect([garbage.status, garbage.body]).toEqual([500, 'failure fetching resource price\n']);
     const down = await send(`${gateway.url}/hgone/x`);
     expect([down.status, down.body]).toEqual([500, 'failure fetching resource price\n']);
+    const slow = await send(`${gateway.url}/hslow/x`);
+    expect([slow.status, slow.body]).toEqual([500, 'failure fetching resource price\n']);
   }, 30_000);
 });
 
