@@ -10,7 +10,8 @@
  *    Authority's decision is the answer, verbatim (402 challenge, 401 for skip-invoice paths, 503
  *    with `Retry-After` when Lightning is down, gRPC-shaped for gRPC clients); `freebie N` lets a
  *    request without a credential through while its network has free requests left, and judges
- *    everything else like `paid` (Aperture would also spend a freebie on a bad credential);
+ *    everything else like `paid` (Aperture would also spend a freebie on a bad credential); a metered
+ *    service's meter (`metered.ts`) stands in front of the Authority and adds its balance check;
  * 6. it is forwarded, with the credential rewritten to Aperture's `LSAT` + `L402` pair: a gRPC call
  *    over HTTP/2 to the backend over HTTP/2 (`grpc.ts`), an `Upgrade: websocket` request through a
  *    tunnel (`upgrade.ts`), everything else by the HTTP proxy (`proxy.ts`).
