@@ -12,7 +12,8 @@
  *    Authority's decision is the answer, verbatim (402 challenge, 401 for skip-invoice paths, 503
  *    with `Retry-After` when Lightning is down, gRPC-shaped for gRPC clients); `freebie N` lets a
  *    request without a credential through while its network has free requests left, and judges
- *    everything else like `paid` (Aperture would also spend a freebie on a bad credential);
+ *    everything else like `paid` (Aperture would also spend a freebie on a bad credential); a metered
+ *    service's meter (`metered.ts`) stands in front of the Authority and adds its balance check;
  * 5b. the service's `ratelimits` (`ratelimit.ts`), keyed by the verified token, else by the client's
  *    network: 429 with `Retry-After` (gRPC: `grpc-status: 8`); a credential-less request to a
  *    `freebie` service is limited before it spends a freebie;

@@ -16,6 +16,7 @@ import { Challenge, Credential, Identifier, Invoice, Macaroon } from 'l402';
 import { type Backend, connect } from 'l402/lightning';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
 import * as Config from './Config.js';
 import * as Gateway from './Gateway.js';
 import { selfSignedAt } from './internal/secrets.js';
@@ -39,6 +40,12 @@ const backend = http.createServer(async (request, response) => {
   response.setHeader('content-type', 'application/json');
   response.end(JSON.stringify({ path: url.pathname, bytes }));
 });
+
+const echo = new WebSocketServer({ noServer: true });
+echo.on('connection', (socket) => socket.on('message', (data) => socket.send(data)));
+backend.on('upgrade', (request, socket, head) =>
+  echo.handleUpgrade(request, socket, head, (ws) => echo.emit('connection', ws, request)),
+);
 
 // ——— a gRPC pricer implementing Aperture's Prices service, priced by path, with bundles ———
 
@@ -115,6 +122,7 @@ const httpPricer = http.createServer(async (request, response) => {
   for await (const chunk of request) body += chunk;
   const summary = JSON.parse(body) as { path: string; query: string };
   httpPricerSaw.push(summary);
+  if (summary.path.startsWith('/hslow/')) await new Promise((r) => setTimeout(r, 5_000));
   if (summary.path === '/h/garbage') {
     response.end('not json');
     return;
@@ -162,6 +170,7 @@ beforeAll(async () => {
 afterAll(async () => {
   clearTimeout(slowTimer);
   await Promise.all(gateways.map((g) => g.close({ graceMs: 1_000 })));
+  echo.close();
   pricer?.server.forceShutdown();
   tlsPricer?.server.forceShutdown();
   await payer?.close();
@@ -362,7 +371,8 @@ describe('dynamicprice with an HTTP pricer (httpurl)', () => {
     const gateway = await start(
       yaml(
         dynamic('h', 'h', `      httpurl: "${httpPricerUrl}"\n      timeout: 2s\n`) +
-          dynamic('hgone', 'hgone', `      httpurl: "http://127.0.0.1:${closedPort}/price"\n`),
+          dynamic('hgone', 'hgone', `      httpurl: "http://127.0.0.1:${closedPort}/price"\n`) +
+          dynamic('hslow', 'hslow', `      httpurl: "${httpPricerUrl}"\n      timeout: 200ms\n`),
       ),
     );
     const reply = await send(`${gateway.url}/h/items?n=3`, {
@@ -389,6 +399,8 @@ describe('dynamicprice with an HTTP pricer (httpurl)', () => {
     expect([garbage.status, garbage.body]).toEqual([500, 'failure fetching resource price\n']);
     const down = await send(`${gateway.url}/hgone/x`);
     expect([down.status, down.body]).toEqual([500, 'failure fetching resource price\n']);
+    const slow = await send(`${gateway.url}/hslow/x`);
+    expect([slow.status, slow.body]).toEqual([500, 'failure fetching resource price\n']);
   }, 30_000);
 });
 
@@ -525,6 +537,40 @@ describe("dynamicprice.metered (Aperture's draw-down: the pricer keeps the balan
       price_sats: '25',
     });
   }, 40_000);
+
+  it('gives the reservation of a WebSocket upgrade back: an empty, incomplete usage report', async () => {
+    const gateway = await start(
+      yaml(
+        dynamic(
+          'meter',
+          'm',
+          `      grpcaddress: "127.0.0.1:${pricer.port}"\n      insecure: true\n      metered: true\n`,
+        ),
+      ),
+    );
+    const token = await pay(await send(`${gateway.url}/m/ws`));
+    const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/m/ws`, {
+      headers: { authorization: token.authorization },
+    });
+    await once(socket, 'open');
+    socket.send('hello');
+    const [echoed] = await once(socket, 'message');
+    expect(String(echoed)).toBe('hello');
+    socket.close();
+    await expect
+      .poll(() => callsOf('ReportUsage').filter((r) => r.token_id === token.tokenId))
+      .toEqual([
+        expect.objectContaining({
+          http_status: 101,
+          complete: false,
+          reserved_estimate: '3',
+          service_name: 'meter',
+          path: '/m/ws',
+        }),
+      ]);
+    const report = callsOf('ReportUsage').find((r) => r.token_id === token.tokenId)!;
+    expect(Buffer.from(report.response_tail as Uint8Array)).toHaveLength(0);
+  }, 30_000);
 
   it('sells no invoice the pricer could not book: 500 challenge failure', async () => {
     const gateway = await start(

@@ -151,6 +151,25 @@ describe('Postgres.open', () => {
     }
   });
 
+  it('migrates a schema-1 database: its tokens keep working and get their whole price as credit', async () => {
+    const schema = nextSchema();
+    const store = await Postgres.open({ url: URL, schema });
+    const a = record({ priceMsat: 5_000n });
+    await store.mint(a);
+    await store.close();
+    // What a database written before metered credit looks like: no spent_msat, schema version 1.
+    await admin`ALTER TABLE ${admin(schema)}.l402_transactions DROP COLUMN spent_msat`;
+    for (const table of ['mpp_consumed', 'mpp_sessions', 'server_secrets']) {
+      await admin`DROP TABLE ${admin(schema)}.${admin(table)}`;
+    }
+    await admin`UPDATE ${admin(schema)}.schema_version SET version = 1`;
+    const migrated = await Postgres.open({ url: URL, schema });
+    expect(await migrated.rootKey(a.idHash)).toEqual(a.rootKey);
+    expect(await migrated.debit(a.tokenId, 2_000n)).toEqual({ ok: true, remainingMsat: 3_000n });
+    await migrated.close();
+    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 3 }]);
+  });
+
   it('refuses a database migrated by a newer l402 with L402_STORE_CORRUPT', async () => {
     const schema = nextSchema();
     await (await Postgres.open({ url: URL, schema })).close();

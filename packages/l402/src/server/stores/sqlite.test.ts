@@ -131,6 +131,30 @@ describe('Sqlite.open', () => {
     await reopened.close();
   });
 
+  it('migrates a schema-1 database: its tokens keep working and get their whole price as credit', async () => {
+    const path = nextPath();
+    const store = await Sqlite.open({ path });
+    const a = record({ priceMsat: 5_000n });
+    await store.mint(a);
+    await store.close();
+    // What a database written before metered credit and MPP looks like: no spent_msat, no MPP tables,
+    // schema version 1.
+    const raw = new Database(path);
+    raw.exec(
+      'ALTER TABLE l402_transactions DROP COLUMN spent_msat; DROP TABLE mpp_consumed; DROP TABLE mpp_sessions; ' +
+        'DROP TABLE server_secrets; UPDATE schema_version SET version = 1',
+    );
+    raw.close();
+
+    const migrated = await Sqlite.open({ path });
+    expect(await migrated.rootKey(a.idHash)).toEqual(a.rootKey);
+    expect(await migrated.debit(a.tokenId, 2_000n)).toEqual({ ok: true, remainingMsat: 3_000n });
+    await migrated.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([3]);
+    check.close();
+  });
+
   it('keeps every mint that resolved when the process is then killed with SIGKILL', async () => {
     const path = nextPath();
     const minting = child(`
