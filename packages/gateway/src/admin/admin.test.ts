@@ -400,8 +400,10 @@ describe('the admin API on the devnet', () => {
     const everything = (await admin('/api/admin/stats')).json;
     expect(everything).toMatchObject({ total_revenue_sats: '57', transaction_count: '2' });
     expect(Number(everything.challenge_count)).toBe(Number(baseline.challenge_count) + 3);
-    const breakdown = (name: string, stats: { service_breakdown: { service_name: string; challenge_count: string }[] }) =>
-      stats.service_breakdown.find((s) => s.service_name === name);
+    const breakdown = (
+      name: string,
+      stats: { service_breakdown: { service_name: string; challenge_count: string }[] },
+    ) => stats.service_breakdown.find((s) => s.service_name === name);
     expect(breakdown('api', everything)).toMatchObject({ total_revenue_sats: '50', transaction_count: '1' });
     expect(breakdown('metered', everything)).toMatchObject({
       total_revenue_sats: '7',
