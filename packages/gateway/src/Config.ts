@@ -312,8 +312,6 @@ authenticator:
   network: regtest
 admin:
   enabled: true
-dashboard:
-  enabled: true
 services:
   - name: free
     pathregexp: '^/free(?:/|$)'

@@ -156,7 +156,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     closers.push(() => sweeper.stop());
 
     // With the admin API, services can change while running (and persist in the store's database).
-    const catalogue = config.admin.enabled ? await Catalogue.open(config) : undefined;
+    const catalogue = config.admin.enabled
+      ? await Catalogue.open(config, {
+          onError: (error) =>
+            log.warn('admin services', { error: error instanceof Error ? error.message : String(error) }),
+        })
+      : undefined;
     if (catalogue !== undefined) closers.push(() => catalogue.close());
 
     const proxyOptions: ReverseProxy.Options = {
@@ -192,7 +197,6 @@ export async function start(config: Config, options: StartOptions = {}): Promise
             lightning: wallet.description,
             now,
           });
-    if (admin !== undefined) closers.push(() => admin.close());
     const handler = Handler.create({
       router: catalogue?.router ?? Router.create(config.services),
       authority,
@@ -219,6 +223,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     bound = listener.address;
     let graceMs = DEFAULT_GRACE_MS;
     closers.push(() => listener.close(graceMs));
+    // Closed before the listener waits for requests in flight: live feeds never end on their own.
+    if (admin !== undefined) closers.push(() => admin.close());
 
     const protocols = tls === undefined ? 'HTTP/1.1, h2c' : 'HTTP/1.1, h2 (TLS)';
     log.info('listening', { url: listener.url, protocols, store: storeText, lightning: wallet.description });

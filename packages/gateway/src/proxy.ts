@@ -437,26 +437,27 @@ function drained(response: Response): Promise<void> {
 }
 
 /**
- * A proxy with one connection pool per service.
+ * A proxy with one connection pool per backend (made on first use for services added at run time).
  *
  * @example
  * const proxy = ReverseProxy.create({ services, limits, writetimeout: 30_000, trusted: ipList([]), log });
  */
 export function create(options: Options): ReverseProxy {
   const { limits, log } = options;
-  const pools = new Map<Service, Pool>();
-  /** Services added or changed at run time (admin API) get their pool on first use. */
+  /** One pool per backend (origin and trust), so a service changed at run time reuses its backend's pool. */
+  const pools = new Map<string, Pool>();
   function poolFor(service: Service): Pool {
-    let pool = pools.get(service);
+    const origin = `${service.protocol}://${formatHostPort(service.address)}`;
+    const key = `${origin} ${service.tlscertpath ?? ''}`;
+    let pool = pools.get(key);
     if (pool !== undefined) return pool;
     const ca = trustOf(service);
-    const origin = `${service.protocol}://${formatHostPort(service.address)}`;
     pool = new Pool(origin, {
       connect: { timeout: limits.connecttimeout, ...(ca !== undefined ? { ca } : {}) },
       headersTimeout: limits.responsetimeout ?? 0,
       bodyTimeout: options.writetimeout,
     });
-    pools.set(service, pool);
+    pools.set(key, pool);
     return pool;
   }
   for (const service of options.services) poolFor(service);

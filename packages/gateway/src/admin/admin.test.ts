@@ -516,6 +516,35 @@ describe('the admin API on the devnet', () => {
     }
   });
 
+  it('lets in cross-origin browsers from admin.corsorigin only', async () => {
+    const cors = await start(
+      yaml(join(home, 'cors'), 'admin:\n  enabled: true\n  corsorigin: ["https://ops.example"]\n').replace(
+        /\nadmin:\n {2}enabled: true\ndashboard:/,
+        '\ndashboard:',
+      ),
+    );
+    const preflight = (origin: string) =>
+      fetch(`${cors.url}/api/admin/services`, {
+        method: 'OPTIONS',
+        headers: {
+          origin,
+          'access-control-request-method': 'PUT',
+          'access-control-request-headers': 'grpc-metadata-macaroon',
+        },
+      });
+    const allowed = await preflight('https://ops.example');
+    expect(allowed.status).toBe(204);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://ops.example');
+    expect(allowed.headers.get('access-control-allow-headers')).toMatch(/Grpc-Metadata-Macaroon/);
+    const other = await preflight('https://evil.example');
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    const info = await fetch(`${cors.url}/api/admin/info`, {
+      headers: { origin: 'https://evil.example', 'grpc-metadata-macaroon': macaroonOf(cors) },
+    });
+    expect(info.headers.get('access-control-allow-origin')).toBeNull();
+    await cors.close({ graceMs: 100 });
+  });
+
   it('serves the dashboard page with a strict CSP and nothing external', async () => {
     const response = await fetch(`${gateway.url}/dashboard`);
     expect(response.status).toBe(200);
@@ -556,6 +585,38 @@ describe('persisted services', () => {
   it('survive a restart on SQLite (a config service changed or deleted stays so)', async () => {
     await restartKeeps(yaml(join(home, 'restart-sqlite')));
   }, 30_000);
+
+  it('reach another instance sharing the PostgreSQL database without a restart', async () => {
+    const url = process.env.L402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const dbname = `admin_shared_${process.pid}_${Date.now()}`;
+    const sql = postgres(url, { onnotice: () => {} });
+    await sql.unsafe(`CREATE DATABASE ${dbname}`);
+    const { hostname, port, username } = new URL(url);
+    const pg = `dbbackend: postgres\npostgres:\n  host: ${hostname}\n  port: ${port || 5432}\n  user: ${username}\n  dbname: ${dbname}\n`;
+    try {
+      const one = await start(yaml(join(home, 'shared-1'), pg));
+      const two = await start(yaml(join(home, 'shared-2'), pg));
+      const changed = await client(one, macaroonOf(one))('/api/admin/services/api', {
+        method: 'PUT',
+        body: { price: 77 },
+      });
+      expect(changed.status).toBe(200);
+      // The other instance reads the rows again every 2 s: wait for it (no timing asserted).
+      let price: bigint | undefined;
+      for (let i = 0; i < 100 && price !== 77_000n; i++) {
+        price = await priceOf(two, '/api/shared');
+        if (price !== 77_000n) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(price).toBe(77_000n);
+      const listed = await client(two, macaroonOf(two))('/api/admin/services');
+      expect(listed.json.services.find((s: { name: string }) => s.name === 'api').price).toBe('77');
+      await one.close({ graceMs: 100 });
+      await two.close({ graceMs: 100 });
+    } finally {
+      await sql.unsafe(`DROP DATABASE IF EXISTS ${dbname} WITH (FORCE)`);
+      await sql.end();
+    }
+  }, 60_000);
 
   it('survive a restart on PostgreSQL', async () => {
     const url = process.env.L402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -184,26 +184,43 @@ export function specOf(service: Service): ServiceSpec {
   };
 }
 
+/** Options of {@link open}. */
+export interface OpenOptions {
+  /**
+   * How often the persisted rows are read again, so that changes made by another instance sharing
+   * the database are served here too; 2000 ms by default, 0 for never. Every change made here also
+   * reads them first.
+   */
+  readonly pollMs?: number;
+  /** A refresh failed, or a persisted row no longer builds (it is skipped). */
+  readonly onError?: (error: unknown) => void;
+}
+
 /**
  * The catalogue over `config.services` and the rows persisted in the gateway's database.
  *
  * @example
  * const catalogue = await open(config);
  */
-export async function open(config: Config): Promise<Catalogue> {
+export async function open(config: Config, options: OpenOptions = {}): Promise<Catalogue> {
   const persistence = config.dbbackend === 'postgres' ? await openPostgres(config) : await openSqlite(config);
   try {
     const rows = await persistence.load();
-    return catalogue(config.services, rows, persistence);
+    return catalogue(config.services, rows, persistence, options);
   } catch (error) {
     await persistence.close();
     throw error;
   }
 }
 
-function catalogue(configured: readonly Service[], rows: Row[], persistence: Persistence): Catalogue {
+function catalogue(
+  configured: readonly Service[],
+  initial: Row[],
+  persistence: Persistence,
+  options: OpenOptions,
+): Catalogue {
+  const onError = options.onError ?? (() => {});
   const fromConfig = new Map(configured.map((s) => [s.name, s]));
-  const persisted = new Map(rows.map((r) => [r.name, r.spec]));
   /** `changes`: what is persisted for it (a config service's changed fields, or a whole spec). */
   interface Entry {
     readonly spec: ServiceSpec;
@@ -215,15 +232,29 @@ function catalogue(configured: readonly Service[], rows: Row[], persistence: Per
     const spec = { ...(base === undefined ? {} : specOf(base)), ...changes, name } as ServiceSpec;
     return { spec, service: build(spec, base, changes ?? {}), changes };
   };
-  let entries: Entry[] = [];
-  for (const service of configured) {
-    if (!persisted.has(service.name)) entries.push({ spec: specOf(service), service, changes: undefined });
-    else if (persisted.get(service.name) !== undefined)
-      entries.push(entryOf(service.name, persisted.get(service.name)));
-  }
-  for (const row of rows) {
-    if (row.spec !== undefined && !fromConfig.has(row.name)) entries.push(entryOf(row.name, row.spec));
-  }
+  const tryEntry = (name: string, changes: ServicePatch): Entry[] => {
+    try {
+      return [entryOf(name, changes)];
+    } catch (error) {
+      onError(error);
+      return [];
+    }
+  };
+  const entriesFrom = (rows: Row[]): Entry[] => {
+    const persisted = new Map(rows.map((r) => [r.name, r.spec]));
+    const out: Entry[] = [];
+    for (const service of configured) {
+      const changes = persisted.get(service.name);
+      if (!persisted.has(service.name)) out.push({ spec: specOf(service), service, changes: undefined });
+      else if (changes !== undefined) out.push(...tryEntry(service.name, changes));
+    }
+    for (const row of rows) {
+      if (row.spec !== undefined && !fromConfig.has(row.name)) out.push(...tryEntry(row.name, row.spec));
+    }
+    return out;
+  };
+  let entries = entriesFrom(initial);
+  let seen = JSON.stringify(initial);
   let router = Router.create(entries.map((e) => e.service));
   let chain: Promise<unknown> = Promise.resolve();
   const serialized = <T>(work: () => Promise<T>): Promise<T> => {
@@ -235,6 +266,22 @@ function catalogue(configured: readonly Service[], rows: Row[], persistence: Per
     entries = next;
     router = Router.create(next.map((e) => e.service));
   };
+  /** Serves what the database holds now, if another instance changed it. */
+  const sync = async () => {
+    const rows = await persistence.load();
+    const text = JSON.stringify(rows);
+    if (text === seen) return;
+    seen = text;
+    apply(entriesFrom(rows));
+  };
+  const pollMs = options.pollMs ?? 2_000;
+  const poller =
+    pollMs > 0
+      ? setInterval(() => {
+          serialized(sync).catch(onError);
+        }, pollMs)
+      : undefined;
+  poller?.unref();
   const find = (name: string) => {
     const index = entries.findIndex((e) => e.spec.name === name);
     if (index < 0) throw new AdminError('L402_ADMIN_NOT_FOUND', `service "${name}" not found`);
@@ -247,6 +294,7 @@ function catalogue(configured: readonly Service[], rows: Row[], persistence: Per
     list: () => entries.map((e) => e.spec),
     create: (spec) =>
       serialized(async () => {
+        await sync();
         if (entries.some((e) => e.spec.name === spec.name)) {
           throw new AdminError('L402_ADMIN_CONFLICT', `service "${spec.name}" already exists`);
         }
@@ -257,6 +305,7 @@ function catalogue(configured: readonly Service[], rows: Row[], persistence: Per
       }),
     update: (name, patch) =>
       serialized(async () => {
+        await sync();
         const index = find(name);
         const changes = { ...entries[index]!.changes, ...definedOnly(patch) };
         const entry = entryOf(name, changes);
@@ -266,11 +315,16 @@ function catalogue(configured: readonly Service[], rows: Row[], persistence: Per
       }),
     remove: (name) =>
       serialized(async () => {
+        await sync();
         const index = find(name);
         await persistence.save({ name, spec: undefined });
         apply(entries.filter((_, i) => i !== index));
       }),
-    close: () => persistence.close(),
+    close: async () => {
+      clearInterval(poller);
+      await chain;
+      await persistence.close();
+    },
   };
 }
 
