@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Devnet } from '@l402/devnet';
+import { Config, Gateway, Log } from '@l402/gateway';
 import { Challenge, Credential, Invoice, Macaroon } from 'l402';
 import { type Backend, connect } from 'l402/lightning';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,5 +196,39 @@ describe('l402 admin', () => {
     expect(refused).toMatchObject({ code: 2, stderr: 'l402: admin macaroon verification failed\n' });
     expect(nowhere.code).toBe(2);
     expect(nowhere.stderr).toMatch(/^l402: cannot reach the gateway at http:\/\/127\.0\.0\.1:1: /);
+  }, 30_000);
+
+  it('talks to a TLS gateway with a self-signed certificate given by --tlscert, and refuses it without', async () => {
+    const basedir = join(home, 'tls');
+    const { config } = Config.parse(
+      `listenaddr: "127.0.0.1:8443"\nbasedir: ${JSON.stringify(basedir)}\nauthenticator:\n  disable: true\nadmin:\n  enabled: true\nservices:\n  - name: open\n    pathregexp: '^/open/'\n    address: "127.0.0.1:1"\n    auth: off\n`,
+      'tls.yaml',
+      { env: {} },
+    );
+    const gateway = await Gateway.start(config, { log: Log.silent, listen: { host: '127.0.0.1', port: 0 } });
+    try {
+      expect(gateway.url).toMatch(/^https:/);
+      const [trusted, untrusted] = await Promise.all([
+        l402(
+          'admin',
+          '--url',
+          gateway.url,
+          '--home',
+          basedir,
+          '--tlscert',
+          join(basedir, 'tls.cert'),
+          'info',
+        ),
+        l402('admin', '--url', gateway.url, '--home', basedir, 'info'),
+      ]);
+      expect(trusted.code).toBe(0);
+      expect(JSON.parse(trusted.stdout)).toMatchObject({ insecure: false, lightning: 'disabled' });
+      expect(untrusted.code).toBe(2);
+      expect(untrusted.stderr).toMatch(
+        /^l402: cannot reach the gateway at https:\/\/127\.0\.0\.1:\d+: .*certificate/,
+      );
+    } finally {
+      await gateway.close({ graceMs: 100 });
+    }
   }, 30_000);
 });

@@ -52,6 +52,9 @@ const HEARTBEAT_MS = 15_000;
 /** How long the one-time dashboard code printed at start stays usable. */
 const LOGIN_TTL_MS = 15 * 60_000;
 
+/** Bucket widths chosen when none is asked: the narrowest giving at most 100 buckets. */
+const BUCKETS = [60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400];
+
 /** gRPC status codes, for grpc-gateway's error body. */
 const GRPC_CODE: Readonly<Record<number, number>> = {
   400: 3,
@@ -289,7 +292,8 @@ export function create(options: Options): Admin {
     }
     const to = q.to ?? Math.floor(now() / 1000);
     const from = q.from ?? to - 86_400;
-    const width = q.bucket ?? Math.max(60, Math.ceil((to - from + 1) / 60));
+    const span = to - from + 1;
+    const width = q.bucket ?? BUCKETS.find((w) => span / w <= 100) ?? Math.ceil(span / 100);
     const n = Math.ceil((to - from + 1) / width);
     if (n > 1000)
       throw new AdminError('L402_ADMIN_BAD_REQUEST', 'bucket: at most 1000 buckets per range; widen it');

@@ -438,6 +438,10 @@ describe('the admin API on the devnet', () => {
       (await admin('/api/admin/stats?from=2026-01-01T00:00:00Z&to=2026-12-31T00:00:00Z&bucket=60')).status,
     ).toBe(400);
     expect(Number((await admin('/api/admin/stats')).json.total_revenue_sats)).toBeGreaterThanOrEqual(57);
+    // No range asked: all-time totals, and the last 24 hours in 15-minute buckets (at most 100).
+    const defaults = (await admin('/api/admin/stats')).json;
+    expect(defaults.bucket_seconds).toBe('900');
+    expect(defaults.buckets).toHaveLength(97);
 
     // Revoked through the Authority: the very next request with the token is refused.
     expect(
