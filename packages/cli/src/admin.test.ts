@@ -99,15 +99,15 @@ async function offer(path: string) {
 
 describe('l402 admin', () => {
   it('runs every admin operation against the running gateway', async () => {
-    const info = await admin('info');
+    // Independent commands run side by side: each is a whole Node process.
+    const [info, printed, listed] = await Promise.all([
+      admin('info'),
+      admin('macaroon'),
+      admin('services', 'list'),
+    ]);
     expect(info.code).toBe(0);
     expect(info.json).toMatchObject({ network: 'regtest', insecure: true, listen_addr: new URL(url).host });
-
-    expect((await admin('macaroon')).stdout).toBe(
-      `${readFileSync(join(home, 'admin.macaroon')).toString('hex')}\n`,
-    );
-
-    const listed = await admin('services', 'list');
+    expect(printed.stdout).toBe(`${readFileSync(join(home, 'admin.macaroon')).toString('hex')}\n`);
     expect(listed.json.services.map((s: { name: string; price: string }) => [s.name, s.price])).toEqual([
       ['free', '1'],
       ['paid', '21'],
@@ -123,7 +123,12 @@ describe('l402 admin', () => {
     const paymentHash = Buffer.from(Invoice.decode(bought.invoice).paymentHash).toString('hex');
     const tokenId = Buffer.from(macaroon.identifier.subarray(34, 66)).toString('hex');
 
-    const settled = await admin('transactions', '--service', 'paid', '--state', 'settled', '--limit', '10');
+    const [settled, window, tokens, stats] = await Promise.all([
+      admin('transactions', '--service', 'paid', '--state', 'settled', '--limit', '10'),
+      admin('transactions', '--from', '2000-01-01T00:00:00Z', '--to', '2000-01-02T00:00:00Z'),
+      admin('tokens', 'list'),
+      admin('stats'),
+    ]);
     expect(settled.json.transactions).toEqual([
       expect.objectContaining({
         payment_hash: paymentHash,
@@ -132,36 +137,17 @@ describe('l402 admin', () => {
         state: 'settled',
       }),
     ]);
-    const window = await admin(
-      'transactions',
-      '--from',
-      '2000-01-01T00:00:00Z',
-      '--to',
-      '2000-01-02T00:00:00Z',
-    );
     expect(window.json).toEqual({ transactions: [], total_count: '0' });
-    const tokens = await admin('tokens', 'list');
     expect(tokens.json.tokens.map((t: { token_id: string }) => t.token_id)).toEqual([tokenId]);
-    const stats = await admin('stats');
     expect(stats.json).toMatchObject({ total_revenue_sats: '21', transaction_count: '1' });
 
-    // Price change: the next 402 asks the new price.
-    const changed = await admin('services', 'set', 'paid', '--price', '30');
+    // Price change (the next 402 asks the new price), and a new service, served at once, then removed.
+    const [changed, created] = await Promise.all([
+      admin('services', 'set', 'paid', '--price', '30'),
+      admin('services', 'set', 'extra', '--address', address, '--path', '^/extra/', '--auth', 'off'),
+    ]);
     expect(changed.json).toMatchObject({ name: 'paid', price: '30' });
     expect(Invoice.decode((await offer('/paid/again')).invoice).amountMsat).toBe(30_000n);
-
-    // A new service, served at once, then removed.
-    const created = await admin(
-      'services',
-      'set',
-      'extra',
-      '--address',
-      address,
-      '--path',
-      '^/extra/',
-      '--auth',
-      'off',
-    );
     expect(created.json).toMatchObject({ name: 'extra', auth: 'off' });
     // The demo backend answers it (its own 404 JSON): the gateway proxied it.
     expect(await (await fetch(`${url}/extra/x`)).json()).toEqual({ error: 'not found', path: '/extra/x' });
