@@ -504,6 +504,26 @@ describe('the admin API on the devnet', () => {
           .map((m) => [m.toUpperCase(), path] as const),
     );
     expect(operations).toHaveLength(13);
+    // Every $ref points at something in the document.
+    const refs: string[] = [];
+    const walk = (value: unknown) => {
+      if (Array.isArray(value)) value.forEach(walk);
+      else if (typeof value === 'object' && value !== null) {
+        for (const [key, item] of Object.entries(value)) {
+          if (key === '$ref') refs.push(item as string);
+          else walk(item);
+        }
+      }
+    };
+    walk(doc);
+    expect(refs.length).toBeGreaterThan(20);
+    for (const ref of new Set(refs)) {
+      const target = ref
+        .replace(/^#\//, '')
+        .split('/')
+        .reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], doc);
+      expect(target, ref).toBeTypeOf('object');
+    }
     for (const [method, path] of operations) {
       if (path.endsWith('/events') || path.endsWith('/login')) continue; // covered above and by the browser test
       const concrete = path.replace('{name}', 'nope').replace('{token_id}', '00'.repeat(32));
