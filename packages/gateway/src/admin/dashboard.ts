@@ -138,8 +138,13 @@ async function refresh() {
   }
 }
 
-let pending;
-function refreshSoon() { clearTimeout(pending); pending = setTimeout(() => refresh().catch((e) => say(e.message, false)), 300); }
+// At most one refresh a second however busy the gateway is; the feed itself shows every request.
+let scheduled = false;
+function refreshSoon() {
+  if (scheduled) return;
+  scheduled = true;
+  setTimeout(() => { scheduled = false; refresh().catch((e) => say(e.message, false)); }, 1000);
+}
 
 async function live() {
   feedAbort = new AbortController();
