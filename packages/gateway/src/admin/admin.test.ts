@@ -5,6 +5,7 @@
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Devnet } from '@l402/devnet';
@@ -537,6 +538,35 @@ describe('the admin API on the devnet', () => {
           (doc.paths[path] as Record<string, { responses: object }>)[method.toLowerCase()]!.responses,
         ),
       ).toContain(String(reply.status));
+    }
+  });
+
+  it('answers over HTTP/2 (h2c) as over HTTP/1.1', async () => {
+    const session = http2.connect(gateway.url);
+    try {
+      const get = (path: string, headers: Record<string, string> = {}) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const stream = session.request({ ':path': path, ...headers });
+          let status = 0;
+          let body = '';
+          stream.on('response', (h) => {
+            status = Number(h[':status']);
+          });
+          stream.setEncoding('utf8');
+          stream.on('data', (d: string) => {
+            body += d;
+          });
+          stream.on('end', () => resolve({ status, body }));
+          stream.on('error', reject);
+        });
+      const info = await get('/api/admin/info', { 'grpc-metadata-macaroon': macaroonOf(gateway) });
+      expect(info.status).toBe(200);
+      expect(JSON.parse(info.body).listen_addr).toBe(`127.0.0.1:${gateway.address.port}`);
+      const refused = await get('/api/admin/info');
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.body).error).toBe('L402_ADMIN_UNAUTHENTICATED');
+    } finally {
+      session.close();
     }
   });
 
