@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { type AddHelpTextContext, Command, CommanderError } from 'commander';
 import { Errors } from 'l402';
+import { registerAdmin } from './admin.js';
 import { type Io, type Run, UsageError } from './cli.js';
 import { registerDevnet } from './devnet.js';
 import { registerGateway } from './gateway.js';
@@ -66,6 +67,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   registerToken(program, run);
   registerDevnet(program, run);
   registerGateway(program, run);
+  registerAdmin(program, run);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -309,7 +309,7 @@ describe('bad input: exit 2 and exactly one line on stderr', () => {
   const verifyArgs = ['token', 'verify', token, '--root-key', rootKey];
 
   it.each<[string, string[], string]>([
-    ['no command', [], "missing command: one of token, devnet, gateway (see 'l402 --help')"],
+    ['no command', [], "missing command: one of token, devnet, gateway, admin (see 'l402 --help')"],
     [
       'no token subcommand',
       ['token'],

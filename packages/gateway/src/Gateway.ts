@@ -36,6 +36,8 @@ import { Errors } from 'l402';
 import { type Backend, connect, Lnd } from 'l402/lightning';
 import type { Store } from 'l402/server';
 import * as Authority from 'l402/server';
+import * as Admin from './admin/Admin.js';
+import * as Catalogue from './admin/services.js';
 import type { Config, HostPort } from './Config.js';
 import * as Discovery from './discovery.js';
 import * as Grpc from './grpc.js';
@@ -94,6 +96,11 @@ export interface Gateway {
   readonly metrics: string | undefined;
   /** The discovery manifest's URL, `…/.well-known/l402.json`; undefined with `discovery.enabled: false`. */
   readonly discovery: string | undefined;
+  /**
+   * The admin API when `admin.enabled`: its macaroon file, and the one-time link that opens the
+   * dashboard signed in (when `dashboard.enabled`; usable once, for 15 minutes).
+   */
+  readonly admin: { readonly macaroonPath: string; readonly dashboardUrl: string | undefined } | undefined;
   /**
    * Revokes a token by its id: refused here at once, and by every other instance on the same store
    * within the Authority's revocation poll (500 ms). False when the token is unknown.
@@ -218,9 +225,21 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     } else if (metrics !== undefined) {
       endpoints.set('/metrics', (request) => Metrics.answer(metrics, request.method ?? 'GET'));
     }
+    // Prices that are not the plain static one (pricers, prepaid credit), by service.
+    const pricing = await Metered.create(config.services, { store, log });
+    closers.push(() => pricing.close());
+    // With the admin API, services can change while running (and persist in the store's database).
+    const catalogue = config.admin.enabled
+      ? await Catalogue.open(config, {
+          routes: pricing.routes,
+          onError: (error) =>
+            log.warn('admin services', { error: error instanceof Error ? error.message : String(error) }),
+        })
+      : undefined;
+    if (catalogue !== undefined) closers.push(() => catalogue.close());
 
     const proxyOptions: ReverseProxy.Options = {
-      services: config.services,
+      services: catalogue?.services() ?? config.services,
       limits: config.limits,
       writetimeout: config.writetimeout,
       trusted: ipList(config.trustedproxies),
@@ -238,10 +257,23 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       : config.tlsselfsigned
         ? selfSignedAt(config.tlscertpath, config.tlskeypath, certificateHosts(config), now)
         : certificateAt(config.tlscertpath, config.tlskeypath);
-    const pricing = await Metered.create(config.services, { store, log });
-    closers.push(() => pricing.close());
+    let bound: HostPort = options.listen ?? config.listenaddr;
+    const admin =
+      catalogue === undefined
+        ? undefined
+        : Admin.create({
+            config,
+            store,
+            authority,
+            catalogue,
+            address: () => bound,
+            encrypted: tls !== undefined,
+            store_description: storeText,
+            lightning: wallet.description,
+            now,
+          });
     const handler = Handler.create({
-      router: Router.create(config.services, pricing.routes),
+      router: catalogue?.router ?? Router.create(config.services, pricing.routes),
       meters: pricing.meters,
       view: pricing.view,
       authority,
@@ -258,6 +290,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       log,
       ...(metrics !== undefined ? { metrics } : {}),
       endpoints,
+      ...(admin !== undefined ? { local: admin.serve, observe: admin.observe } : {}),
     });
     const listener = await Listener.listen({
       address: options.listen ?? config.listenaddr,
@@ -268,8 +301,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       upgrade: handler.upgrade,
       log,
     });
+    bound = listener.address;
     let graceMs = DEFAULT_GRACE_MS;
     closers.push(() => listener.close(graceMs));
+    // Closed before the listener waits for requests in flight: live feeds never end on their own.
+    if (admin !== undefined) closers.push(() => admin.close());
 
     const protocols = tls === undefined ? 'HTTP/1.1, h2c' : 'HTTP/1.1, h2 (TLS)';
     const metricsUrl = metrics === undefined ? undefined : `${metricsServer?.url ?? listener.url}/metrics`;
@@ -290,6 +326,14 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       devnet: wallet.devnet,
       metrics: metricsUrl,
       discovery: config.discovery.enabled ? `${listener.url}${Discovery.PATH}` : undefined,
+      admin:
+        admin === undefined
+          ? undefined
+          : {
+              macaroonPath: admin.macaroonPath,
+              dashboardUrl:
+                admin.dashboardPath === undefined ? undefined : `${listener.url}${admin.dashboardPath}`,
+            },
       async revoke(tokenId) {
         if (authority !== undefined) return authority.revoke({ tokenId });
         return store.revoke({ tokenId });
@@ -312,12 +356,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
  * when it is not.
  *
  * @example
- * Gateway.notServed(config); // ['admin.enabled: the admin API is not served yet']
+ * Gateway.notServed(config); // [] — every accepted key is served
  */
-export function notServed(config: Config): string[] {
-  const out: string[] = [];
-  if (config.admin.enabled) out.push('admin.enabled: the admin API is not served yet');
-  return out;
+export function notServed(_config: Config): string[] {
+  // Every key Config accepts is served today; keys it cannot serve are refused or warned by Config.
+  return [];
 }
 
 /** Names on a self-signed certificate: loopback, plus `servername` and a specific listen host. */

@@ -94,6 +94,10 @@ export interface Options {
   readonly metrics?: Recorder;
   /** Paths (decoded) the gateway answers itself, ahead of every service. */
   readonly endpoints?: ReadonlyMap<string, Endpoint>;
+  /** The gateway's own routes (admin API, dashboard), tried before any service: true when it answered. */
+  readonly local?: (request: Request, response: Response, client: string) => boolean;
+  /** Told of each request once answered (the admin's live feed); paths only, as in the log. */
+  readonly observe?: (event: Record<string, unknown>) => void;
 }
 
 /** One of the gateway's own endpoints: the answer to a request for its path. */
@@ -316,7 +320,7 @@ export function create(options: Options): Handler {
   ): void {
     const ms = performance.now() - started;
     metrics.completed(outcome, status, ms / 1000);
-    log.info('request', {
+    const line = {
       requestId,
       method: request.method,
       path: (request.url ?? '').split('?')[0],
@@ -324,7 +328,9 @@ export function create(options: Options): Handler {
       ...fields,
       ...outcome,
       ms: Math.round(ms),
-    });
+    };
+    log.info('request', line);
+    options.observe?.(line);
   }
 
   function failed(requestId: string, error: unknown): void {
@@ -340,6 +346,7 @@ export function create(options: Options): Handler {
       const requestId = requestIdOf(request.headers[REQUEST_ID_HEADER]);
       response.setHeader(REQUEST_ID_HEADER, requestId);
       const client = clientOf(request);
+      if (!options.blocklist(client) && options.local?.(request, response, client)) return;
       const handle = async (): Promise<Outcome | undefined> => {
         const admission = await admit(request, client, requestId);
         if (admission.kind === 'answer') {

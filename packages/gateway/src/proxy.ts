@@ -446,30 +446,34 @@ function drained(response: Response): Promise<void> {
 }
 
 /**
- * A proxy with one connection pool per service.
+ * A proxy with one connection pool per backend (made on first use for services added at run time).
  *
  * @example
  * const proxy = ReverseProxy.create({ services, limits, writetimeout: 30_000, trusted: ipList([]), log });
  */
 export function create(options: Options): ReverseProxy {
   const { limits } = options;
-  const pools = new Map<Service, Pool>();
-  for (const service of options.services) {
-    const ca = trustOf(service);
+  /** One pool per backend (origin and trust), so a service changed at run time reuses its backend's pool. */
+  const pools = new Map<string, Pool>();
+  function poolFor(service: Service): Pool {
     const origin = `${service.protocol}://${formatHostPort(service.address)}`;
-    pools.set(
-      service,
-      new Pool(origin, {
-        connect: { timeout: limits.connecttimeout, ...(ca !== undefined ? { ca } : {}) },
-        headersTimeout: limits.responsetimeout ?? 0,
-        bodyTimeout: options.writetimeout,
-      }),
-    );
+    const key = `${origin} ${service.tlscertpath ?? ''}`;
+    let pool = pools.get(key);
+    if (pool !== undefined) return pool;
+    const ca = trustOf(service);
+    pool = new Pool(origin, {
+      connect: { timeout: limits.connecttimeout, ...(ca !== undefined ? { ca } : {}) },
+      headersTimeout: limits.responsetimeout ?? 0,
+      bodyTimeout: options.writetimeout,
+    });
+    pools.set(key, pool);
+    return pool;
   }
+  for (const service of options.services) poolFor(service);
 
   async function forward(request: Request, response: Response, target: Target): Promise<void> {
     const { service } = target;
-    const pool = pools.get(service)!;
+    const pool = poolFor(service);
     const prefix = service.rewrite.prefix?.replace(/\/+$/, '') ?? '';
     const aborter = new AbortController();
     const onClose = () => {
