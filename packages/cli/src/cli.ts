@@ -11,6 +11,8 @@
 export interface Io {
   readonly stdout: (s: string) => void;
   readonly stderr: (s: string) => void;
+  /** Raw bytes to stdout (a response body), resolved once the pipe took them; text through `stdout` when absent. */
+  readonly stdoutBytes?: (bytes: Uint8Array) => Promise<void>;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The `l402` program: one commander tree that each subcommand group registers into. `main` never exits
  * the process and never lets a stack trace reach the user; it returns the exit code:
- * 0 done, 1 a negative answer (`token verify` said invalid), 2 bad input, 70 an internal error.
+ * 0 done, 1 a negative answer (`token verify` said invalid), 2 bad input, 70 an internal error; `get` and
+ * `wallet pay` add 3 HTTP error, 4 payment refused, 5 payment failed, 6 network error (see exit.ts).
  *
  * @example
  * process.exitCode = await main(process.argv.slice(2));
@@ -10,9 +11,10 @@ import { readFileSync } from 'node:fs';
 import { type AddHelpTextContext, Command, CommanderError } from 'commander';
 import { Errors } from 'l402';
 import { type Io, type Run, UsageError } from './cli.js';
-import { registerDevnet } from './devnet.js';
-import { registerGateway } from './gateway.js';
+import { registerGet } from './get.js';
 import { registerToken } from './token.js';
+import { registerTokens } from './tokens.js';
+import { registerBudget, registerWallet } from './wallet.js';
 
 /** Exit code for bad input, as commander and most Unix tools use. */
 const EXIT_USAGE = 2;
@@ -22,6 +24,8 @@ const EXIT_INTERNAL = 70;
 const processIo: Io = {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
+  stdoutBytes: (bytes) =>
+    new Promise((resolve, reject) => process.stdout.write(bytes, (e) => (e ? reject(e) : resolve()))),
 };
 
 // Read at run time: the same relative path holds from src/ (tests) and dist/ (the installed bin).
@@ -63,8 +67,19 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       if (context.error) missingCommandOf = context.command;
     });
   registerToken(program, run);
-  registerDevnet(program, run);
-  registerGateway(program, run);
+  // The devnet and the gateway weigh 3x the rest to load: commands that need neither start without them.
+  if (!LIGHT.has(argv[0] ?? '')) {
+    const [{ registerDevnet }, { registerGateway }] = await Promise.all([
+      import('./devnet.js'),
+      import('./gateway.js'),
+    ]);
+    registerDevnet(program, run);
+    registerGateway(program, run);
+  }
+  registerGet(program, run);
+  registerTokens(program, run);
+  registerWallet(program, run);
+  registerBudget(program, run);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -80,6 +95,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     return fail(EXIT_INTERNAL, `internal error: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
+
+/** Commands that load neither the devnet nor the gateway (`l402 get` runs often, in scripts). */
+const LIGHT = new Set(['token', 'get', 'tokens', 'wallet', 'budget']);
 
 /** Commander "errors" that are really a finished job: help or the version was printed as asked. */
 const DONE = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
