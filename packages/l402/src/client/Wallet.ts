@@ -46,6 +46,25 @@ export async function networkOf(wallet: Wallet): Promise<Network | undefined> {
 }
 
 /**
+ * `wallet` declared to pay on `network` (for a backend that cannot say, such as LNbits).
+ *
+ * @example
+ * const wallet = Wallet.onNetwork(await connect('lnbits+http://127.0.0.1:5000?key=…'), 'regtest');
+ */
+export function onNetwork(wallet: Wallet, network: Network): Wallet {
+  return {
+    kind: wallet.kind,
+    network,
+    pay: (paymentRequest, options) => wallet.pay(paymentRequest, options),
+    lookupPayment: (paymentHash) => wallet.lookupPayment(paymentHash),
+    ...(wallet.info ? { info: () => (wallet.info as () => Promise<NodeInfo>)() } : {}),
+    close: async () => {
+      await wallet.close?.();
+    },
+  };
+}
+
+/**
  * A wallet that pays with the first of `wallets` that succeeds. A definite failure (no route, no
  * balance, a refusal) moves on to the next; a payment that may be in flight stops the list, so one
  * invoice is never paid by two wallets. `lookupPayment` asks each until one knows the hash.

@@ -307,7 +307,7 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
       emit({ type: 'challenge', url: url.href, offers: challenges.length });
       const offer = Offers.choose(challenges, {
         network: await walletNetwork(),
-        maxCostSats: Math.min(maxCostSats, budget.perRequestSats ?? Number.POSITIVE_INFINITY),
+        maxCostSats,
         nowMs: now(),
         ...(options.prefer !== undefined ? { prefer: options.prefer } : {}),
       });
@@ -537,7 +537,7 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
     try {
       offer = Offers.choose(challenges, {
         network: await walletNetwork(),
-        maxCostSats: Math.min(maxCostSats, budget.perRequestSats ?? Number.POSITIVE_INFINITY),
+        maxCostSats,
         nowMs: now(),
         ...(options.prefer !== undefined ? { prefer: options.prefer } : {}),
       });

@@ -220,7 +220,11 @@ export const FileTokenStore = {
     for (const entry of await readdir(dir, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
       const sub = join(dir, entry.name);
-      const domain = (await readFile(join(sub, '.domain'), 'utf8').catch(() => entry.name)).trim();
+      // lnget names the directory after the host with `:` made `_` (undone as lnget does: the first one);
+      // some versions keep the original in `.domain`.
+      const domain = (
+        await readFile(join(sub, '.domain'), 'utf8').catch(() => entry.name.replace('_', ':'))
+      ).trim();
       for (const name of ['l402.token', 'lsat.token', 'l402.token.pending', 'lsat.token.pending']) {
         const bytes = await readFile(join(sub, name)).catch(() => undefined);
         if (bytes === undefined) continue;
@@ -256,7 +260,7 @@ export const FileTokenStore = {
 /**
  * Aperture's binary token (`l402/token.go` serializeToken, what lnget stores): big-endian
  * `uint32 macaroon length | macaroon | payment hash [32] | preimage [32] | amount paid msat uint64 |
- * routing fee msat uint64 | time created unix nanoseconds int64`.
+ * routing fee msat uint64 | time created unix nanoseconds int64 [| PoW nonce uint64 | PoW difficulty uint32]`.
  */
 export function decodeApertureToken(bytes: Uint8Array): {
   macaroon: Uint8Array;
@@ -301,6 +305,7 @@ export const FileLedger = {
 
 interface DevnetDocument {
   pid: number;
+  network?: Wallet.Network;
   nodes: Record<string, { uris: Record<string, string> }>;
 }
 
@@ -314,6 +319,12 @@ interface DevnetDocument {
 export async function devnetUri(
   options: { home?: string; node?: string; kind?: string } = {},
 ): Promise<string | undefined> {
+  return (await devnetWallet(options))?.uri;
+}
+
+async function devnetWallet(
+  options: { home?: string; node?: string; kind?: string } = {},
+): Promise<{ uri: string; network: Wallet.Network } | undefined> {
   let doc: DevnetDocument;
   try {
     doc = JSON.parse(
@@ -323,7 +334,8 @@ export async function devnetUri(
     return undefined;
   }
   if (!Number.isSafeInteger(doc.pid) || !alive(doc.pid)) return undefined;
-  return doc.nodes?.[options.node ?? 'payer']?.uris?.[options.kind ?? 'lnd'];
+  const uri = doc.nodes?.[options.node ?? 'payer']?.uris?.[options.kind ?? 'lnd'];
+  return uri === undefined ? undefined : { uri, network: doc.network ?? 'regtest' };
 }
 
 /**
@@ -344,13 +356,18 @@ export async function openWallet(
     for (const u of list) {
       if (u === 'devnet' || u.startsWith('devnet:')) {
         const [, node, kind] = u.split(':');
-        const found = await devnetUri({ ...options, ...(node ? { node } : {}), ...(kind ? { kind } : {}) });
+        const found = await devnetWallet({
+          ...options,
+          ...(node ? { node } : {}),
+          ...(kind ? { kind } : {}),
+        });
         if (found === undefined)
           throw new ClientError(
             'L402_CLIENT_CONFIG',
             `no running devnet (with node ${node ?? 'payer'}) in ${join(options.home ?? defaultHome(), 'devnet.json')}; start one with \`l402 devnet\``,
           );
-        wallets.push(await connect(found));
+        // The devnet says its network; a backend that cannot tell (LNbits) must not guess mainnet.
+        wallets.push(Wallet.onNetwork(await connect(found.uri), found.network));
       } else wallets.push(await connect(u));
     }
   } catch (error) {
