@@ -32,6 +32,11 @@ export interface Wallet {
   readonly kind: string;
   /** The network invoices must be for; asked through `info()` when absent. */
   readonly network?: Network;
+  /**
+   * True when `lookupPayment` knows only payments made through this very object (WebLN): after a
+   * restart, `unknown` then means "cannot tell", not "never sent".
+   */
+  readonly forgets?: boolean;
   pay(paymentRequest: string, options?: PayOptions): Promise<PaymentResult>;
   lookupPayment(paymentHash: Uint8Array): Promise<PaymentStatus>;
   info?(): Promise<NodeInfo>;
@@ -55,6 +60,7 @@ export function onNetwork(wallet: Wallet, network: Network): Wallet {
   return {
     kind: wallet.kind,
     network,
+    ...(wallet.forgets ? { forgets: true } : {}),
     pay: (paymentRequest, options) => wallet.pay(paymentRequest, options),
     lookupPayment: (paymentHash) => wallet.lookupPayment(paymentHash),
     ...(wallet.info ? { info: () => (wallet.info as () => Promise<NodeInfo>)() } : {}),
@@ -119,8 +125,9 @@ export function fallback(wallets: readonly Wallet[]): Wallet {
       for (const w of wallets) await w.close?.();
     },
   };
-  if (first.network !== undefined) return { ...wallet, network: first.network };
-  return wallet;
+  const forgets = wallets.some((w) => w.forgets) ? { forgets: true } : {};
+  if (first.network !== undefined) return { ...wallet, ...forgets, network: first.network };
+  return { ...wallet, ...forgets };
 }
 
 /** The part of a WebLN provider (`window.webln`, WebLN spec) the client uses. */
@@ -146,6 +153,7 @@ export function webln(provider: WebLNProvider, options: { network?: Network } = 
   let enabled: Promise<void> | undefined;
   const wallet: Wallet = {
     kind: 'webln',
+    forgets: true,
     async pay(paymentRequest) {
       enabled ??= provider.enable?.() ?? Promise.resolve();
       await enabled;

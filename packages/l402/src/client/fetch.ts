@@ -43,7 +43,12 @@ export type ClientEvent =
   | { type: 'paid'; url: string; origin: string; amountSats: number; feeSats: number; paymentHash: string }
   | { type: 'refused'; url: string; code: string; message: string }
   | { type: 'repay'; url: string; paymentHash: string }
-  | { type: 'recovered'; origin: string; paymentHash: string; state: 'paid' | 'failed' | 'never-sent' }
+  | {
+      type: 'recovered';
+      origin: string;
+      paymentHash: string;
+      state: 'paid' | 'failed' | 'never-sent' | 'unknown';
+    }
   | { type: 'redirect'; from: string; to: string; crossOrigin: boolean };
 
 export interface CreateFetchOptions {
@@ -65,6 +70,13 @@ export interface CreateFetchOptions {
   readonly prefer?: readonly Offers.Scheme[];
   /** The wallet's network, when the wallet cannot say; checked against every invoice. */
   readonly network?: Network;
+  /**
+   * `manual` (default where the runtime lets a script read a redirect: Node, Deno, Bun, workers): this
+   * client follows redirects, the credential only to its own origin. `native` (default in a page, where
+   * `redirect: 'manual'` answers an opaque response): the runtime follows them, and the Fetch standard
+   * strips `Authorization` on a cross-origin hop.
+   */
+  readonly redirects?: 'manual' | 'native';
   /** Most redirects followed (default 20). */
   readonly maxRedirects?: number;
   /** How long one payment may take (default 60 s). */
@@ -127,6 +139,7 @@ export function checkTransport(url: URL, allowInsecureHttp = false): void {
 
 interface Prepared {
   url: URL;
+  redirect: NonNullable<RequestInit['redirect']>;
   method: string;
   headers: Headers;
   body: Uint8Array | undefined;
@@ -177,6 +190,7 @@ async function prepare(
   }
   return {
     url: new URL(request.url),
+    redirect: request.redirect,
     method: request.method,
     headers: new Headers(request.headers),
     body,
@@ -266,6 +280,11 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
         await store.put({ ...t, state: 'paid', preimage: toHex(status.preimage), feeSats });
         await ledger.settle(t.paymentHash, { amountSats: t.amountSats, feeSats });
         emit({ type: 'recovered', origin, paymentHash: t.paymentHash, state: 'paid' });
+      } else if (status.state === 'unknown' && wallet.forgets) {
+        // This wallet cannot know what an earlier session paid: the token is unusable without its
+        // preimage, but the reservation stays counted, so a budget is never under-counted.
+        await store.remove(origin, t.paymentHash);
+        emit({ type: 'recovered', origin, paymentHash: t.paymentHash, state: 'unknown' });
       } else if (status.state === 'failed' || status.state === 'unknown') {
         // Unknown to the wallet: the crash came before the payment reached it, so nothing was paid.
         await store.remove(origin, t.paymentHash);
@@ -286,13 +305,17 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
     resolved.add(origin);
   };
 
+  const native =
+    (options.redirects ??
+      (typeof (globalThis as { document?: unknown }).document === 'object' ? 'native' : 'manual')) ===
+    'native';
   const send = (p: Prepared, url: URL, method: string, body: Uint8Array | undefined, headers: Headers) =>
     baseFetch(url, {
       ...p.init,
       method,
       headers,
       ...(body !== undefined ? { body: body as unknown as NonNullable<RequestInit['body']> } : {}),
-      redirect: 'manual',
+      redirect: native ? p.redirect : 'manual',
     });
 
   /** Pays for `url` (holding the origin's lock) unless a usable token appeared meanwhile; returns the token. */
@@ -350,7 +373,12 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
         ...(offer.expiresAt !== undefined ? { expiresAt: offer.expiresAt } : {}),
         ...(offer.services !== undefined ? { services: offer.services } : {}),
       };
-      await store.put(pending);
+      try {
+        await store.put(pending);
+      } catch (error) {
+        await ledger.release(offer.paymentHash).catch(() => {});
+        throw error;
+      }
       emit({
         type: 'pay',
         url: url.href,
@@ -483,7 +511,7 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
       const { res, info } = await hop(p, url, method, body, headers);
       if (info?.paid || paidInfo === undefined) paidInfo = info ?? paidInfo;
       const location = res.headers.get('location');
-      const follow = (init?.redirect ?? (input instanceof Request ? input.redirect : 'follow')) === 'follow';
+      const follow = !native && p.redirect === 'follow';
       if (!follow || location === null || ![301, 302, 303, 307, 308].includes(res.status)) {
         if (paidInfo !== undefined) infos.set(res, paidInfo);
         return res;
