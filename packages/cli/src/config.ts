@@ -29,9 +29,10 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { UsageError } from './cli.js';
+import { type Run, UsageError } from './cli.js';
 
 /** Budget limits in satoshis; a missing one is no limit. */
 export interface Budget {
@@ -249,4 +250,43 @@ export function redact(uri: string): string {
   if (match === null) return `${uri.split(':')[0] ?? ''}:…`;
   const hidden = uri.length > match[0].length ? '?…' : '';
   return `${match[1]}${match[2]}${match[3]}${hidden}`;
+}
+
+/**
+ * Adds `l402 config show`: the settings in force and where each came from, wallet secrets left out.
+ *
+ * @example
+ * registerConfig(program, run); // l402 config show --json
+ */
+export function registerConfig(program: Command, run: Run): void {
+  program
+    .command('config')
+    .description(`the settings in force (flags > L402_* > $L402_HOME/config.yaml)`)
+    .command('show')
+    .description('each setting, where it came from (env, file, default), wallet URIs without their secrets')
+    .option('--json', 'print JSON')
+    .action((options: { json?: boolean }) => {
+      const s = load();
+      const view = {
+        home: s.home,
+        file: join(s.home, 'config.yaml'),
+        wallets: s.wallets.map(redact),
+        maxCostSats: s.maxCostSats ?? null,
+        maxFeeSats: s.maxFeeSats ?? null,
+        allowInsecureHttp: s.allowInsecureHttp,
+        budget: s.budget,
+        sources: s.sources,
+      };
+      if (options.json) return run.io.stdout(`${JSON.stringify(view)}\n`);
+      const line = (name: string, value: unknown) =>
+        run.io.stdout(
+          `${name.padEnd(26)}${String(value)}${s.sources[name] ? `  (${s.sources[name]})` : ''}\n`,
+        );
+      run.io.stdout(`home                      ${view.home}\n`);
+      line('wallet', view.wallets.length > 0 ? view.wallets.join(' ') : 'the devnet payer (devnet.json)');
+      line('maxCostSats', view.maxCostSats ?? 'l402 default (1000)');
+      line('maxFeeSats', view.maxFeeSats ?? 'l402 default (10)');
+      line('allowInsecureHttp', view.allowInsecureHttp);
+      for (const key of BUDGET_KEYS) line(`budget.${key}`, s.budget[key] ?? '-');
+    });
 }

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { type AddHelpTextContext, Command, CommanderError } from 'commander';
 import { Errors } from 'l402';
 import { type Io, type Run, UsageError } from './cli.js';
+import { registerConfig } from './config.js';
 import { registerGet } from './get.js';
 import { registerToken } from './token.js';
 import { registerTokens } from './tokens.js';
@@ -80,6 +81,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   registerTokens(program, run);
   registerWallet(program, run);
   registerBudget(program, run);
+  registerConfig(program, run);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -97,7 +99,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 }
 
 /** Commands that load neither the devnet nor the gateway (`l402 get` runs often, in scripts). */
-const LIGHT = new Set(['token', 'get', 'tokens', 'wallet', 'budget']);
+const LIGHT = new Set(['token', 'get', 'tokens', 'wallet', 'budget', 'config']);
 
 /** Commander "errors" that are really a finished job: help or the version was printed as asked. */
 const DONE = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

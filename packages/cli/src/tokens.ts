@@ -10,7 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Caveat, Errors, Macaroon } from 'l402';
-import type { StoredToken } from 'l402/client';
+import { type StoredToken, TokenStore } from 'l402/client';
 import { type Run, repeatable, UsageError } from './cli.js';
 import * as Config from './config.js';
 import * as Session from './session.js';
@@ -229,8 +229,8 @@ export function registerTokens(program: Command, run: Run): void {
         }
         const narrowed = Macaroon.addFirstPartyCaveat(mac, ...added);
         const macaroon = Macaroon.toBase64(narrowed);
-        const scope = scopeOf([...existing, ...added]);
-        if (scope.path !== undefined && !within(t.path, scope.path)) {
+        const scope = TokenStore.scopeOf([...existing, ...added]);
+        if (scope.path !== undefined && !TokenStore.covers(t.path, scope.path)) {
           throw new UsageError(
             `--caveat path ${scope.path} is outside the token's scope ${t.path}: attenuation can only narrow`,
           );
@@ -246,26 +246,4 @@ export function registerTokens(program: Command, run: Run): void {
         out(options.credential ? credential : JSON.stringify({ credential, token }, null, 2));
       }),
     );
-}
-
-/** The path scope (`path=`/`path_prefix=`) and earliest `_valid_until` the caveats state, as the store reads them. */
-function scopeOf(caveats: readonly string[]): { path?: string; expiresAt?: number } {
-  let path: string | undefined;
-  let expiresAt: number | undefined;
-  for (const text of caveats) {
-    const c = Caveat.tryParse(text);
-    if (c === undefined) continue;
-    if ((c.key === 'path' || c.key === 'path_prefix') && c.value.startsWith('/')) path = c.value;
-    else if (c.key.endsWith('_valid_until') && /^\d{1,15}$/.test(c.value)) {
-      const ms = Number(c.value) * 1000;
-      expiresAt = expiresAt === undefined ? ms : Math.min(expiresAt, ms);
-    }
-  }
-  return { ...(path !== undefined ? { path } : {}), ...(expiresAt !== undefined ? { expiresAt } : {}) };
-}
-
-/** Whether `path` lies inside the `scope` prefix (as the store sends tokens). */
-function within(scope: string, path: string): boolean {
-  if (scope === '/' || scope === path) return true;
-  return path.startsWith(scope.endsWith('/') ? scope : `${scope}/`);
 }

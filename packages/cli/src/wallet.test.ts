@@ -129,6 +129,22 @@ describe('settings: flags over L402_* over config.yaml', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ status: 200, paid: true, amountSats: 21 });
   }, 90_000);
 
+  it('config show: each value with its source, wallet secrets hidden', async () => {
+    const home = clientHome(undefined, {
+      'config.yaml':
+        'wallet: lnd://node:8080?macaroon=0201abcdef\nmaxFeeSats: 4\nbudget:\n  perDaySats: 900\n',
+    });
+    const r = await l402(['config', 'show', '--json'], { home, env: { L402_MAX_FEE_SATS: '9' } });
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      wallets: ['lnd://node:8080?…'],
+      maxFeeSats: 9,
+      budget: { perDaySats: 900 },
+      sources: { wallet: 'file', maxFeeSats: 'env', 'budget.perDaySats': 'file', maxCostSats: 'default' },
+    });
+    expect(r.stdout).not.toContain('0201abcdef');
+  }, 30_000);
+
   it('Config.load: precedence, sources, and refusals that name the place', () => {
     const home = clientHome(undefined, {
       'config.yaml': 'wallet: [lnd://a?macaroon=1, cln://b?rune=2]\nmaxFeeSats: 3\nallowInsecureHttp: true\n',

@@ -11,6 +11,7 @@
  */
 import type { Command } from 'commander';
 import { Invoice } from 'l402';
+import { Ledger } from 'l402/client';
 import type { Backend } from 'l402/lightning';
 import { type Run, UsageError } from './cli.js';
 import * as Config from './config.js';
@@ -186,11 +187,7 @@ export function registerBudget(program: Command, run: Run): void {
           lastDaySats: await session.ledger.spent({ sinceMs: now - 86_400_000 }),
           totalSats: await session.ledger.spent(),
         };
-        const effective: Config.Budget = { ...saved };
-        for (const key of Config.BUDGET_KEYS) {
-          const v = settings.budget[key];
-          if (v !== undefined) effective[key] = Math.min(v, effective[key] ?? v);
-        }
+        const effective = Ledger.tighter(saved, settings.budget);
         if (options.json) {
           return out(JSON.stringify({ limits: effective, saved, configured: settings.budget, spent }));
         }
