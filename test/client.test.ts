@@ -529,8 +529,17 @@ describe('the middleware (l402/node)', () => {
         failure: undefined,
       }),
     };
-    const res = await client({ wallet: [broken, payer] })(`${mwUrl}/api/data`);
+    // A wallet that is down (nothing listens there) is skipped before anything is sent through it.
+    const probe = http.createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const closed = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const down = await connect(`lnbits+http://127.0.0.1:${closed}?key=${'0'.repeat(32)}&network=regtest`);
+    const before = nodePayments();
+    const res = await client({ wallet: [down, broken, payer] })(`${mwUrl}/api/data`);
     expect(res.status).toBe(200);
+    expect(nodePayments() - before).toBe(1);
+    await down.close();
   });
 });
 

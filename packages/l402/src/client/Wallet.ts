@@ -85,16 +85,26 @@ export function fallback(wallets: readonly Wallet[]): Wallet {
   const wallet: Wallet = {
     kind: `fallback(${wallets.map((w) => w.kind).join(',')})`,
     async pay(paymentRequest, options) {
+      const hash = Invoice.decode(paymentRequest).paymentHash;
       let last: unknown;
       for (const w of wallets) {
+        // A wallet that cannot even be asked about the payment is down: nothing was sent through it,
+        // so the next one may pay. Asked first, so "unreachable" is never confused with "sent, then lost".
+        try {
+          const status = await w.lookupPayment(hash);
+          if (status.state === 'succeeded' || status.state === 'in-flight')
+            return await w.pay(paymentRequest, options);
+        } catch (error) {
+          last = error;
+          continue;
+        }
         try {
           return await w.pay(paymentRequest, options);
         } catch (error) {
           last = error;
-          const code = (error as { code?: string }).code;
-          // Anything but a definite refusal may have left the payment in flight at this wallet.
-          if (code === 'L402_PAYMENT_IN_FLIGHT' || code === 'L402_BACKEND_TIMEOUT') throw error;
-          if (options?.signal?.aborted) throw error;
+          const code = (error as { code?: string }).code ?? '';
+          // Only a definite refusal lets another wallet try; anything else may be in flight here.
+          if (!DEFINITE.has(code) || options?.signal?.aborted) throw error;
         }
       }
       throw last;
@@ -136,6 +146,15 @@ export interface WebLNProvider {
   sendPayment(paymentRequest: string): Promise<{ preimage: string }>;
   getInfo?(): Promise<{ node?: { pubkey?: string; alias?: string }; network?: string }>;
 }
+
+/** Wallet error codes that mean this wallet paid nothing and will not. */
+const DEFINITE = new Set([
+  'L402_PAYMENT_FAILED',
+  'L402_PAYMENT_NO_ROUTE',
+  'L402_PAYMENT_INSUFFICIENT_BALANCE',
+  'L402_BACKEND_AUTH',
+  'L402_BACKEND_CONFIG',
+]);
 
 const NETWORKS: readonly Network[] = ['mainnet', 'testnet', 'signet', 'regtest', 'simnet'];
 

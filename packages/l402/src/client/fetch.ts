@@ -207,6 +207,16 @@ function payable(res: Response, prefer?: readonly Offers.Scheme[]): boolean {
   }
 }
 
+/** Wallet error codes that mean nothing was (or will be) paid. */
+const DEFINITE = new Set([
+  'L402_PAYMENT_FAILED',
+  'L402_PAYMENT_NO_ROUTE',
+  'L402_PAYMENT_INSUFFICIENT_BALANCE',
+  'L402_PAYMENT_EXPIRED',
+  'L402_BACKEND_AUTH',
+  'L402_BACKEND_CONFIG',
+]);
+
 const definite = (s: PaymentStatus) => s.state === 'succeeded' || s.state === 'failed';
 
 /**
@@ -323,6 +333,7 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
     url: URL,
     challenged: Response,
     rejected: TokenStore.StoredToken | undefined,
+    signal: AbortSignal | null | undefined,
   ): Promise<{ token: TokenStore.StoredToken; paid: boolean }> => {
     const origin = url.origin;
     return store.withLock(origin, async () => {
@@ -345,6 +356,8 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
       });
       const path = offer.path ?? '/';
       // Check the budget and reserve the amount in one step, then make the payment durable as pending.
+      // The caller gave up while waiting for the lock: nothing is paid for a request nobody awaits.
+      signal?.throwIfAborted();
       await ledger.reserve(
         {
           time: now(),
@@ -394,22 +407,31 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
           timeoutMs: paymentTimeoutMs,
         });
       } catch (error) {
-        const code = (error as { code?: string }).code;
-        const maybeInFlight =
-          code === 'L402_PAYMENT_IN_FLIGHT' ||
-          code === 'L402_BACKEND_TIMEOUT' ||
-          code === 'L402_BACKEND_UNREACHABLE';
-        if (!maybeInFlight) {
-          await store.remove(origin, offer.paymentHash);
-          await ledger.release(offer.paymentHash);
+        // Ask the wallet what became of it rather than guess from the error: a payment that went
+        // through anyway is kept, one that may still be in flight stays pending (resolved on a later
+        // request), and only a definite failure releases the budget.
+        const code = (error as { code?: string }).code ?? '';
+        const status = await wallet.lookupPayment(fromHex(offer.paymentHash)).catch(() => undefined);
+        if (status?.state === 'succeeded' && status.preimage !== undefined) {
+          result = {
+            paymentHash: status.paymentHash,
+            preimage: status.preimage,
+            amountMsat: status.amountMsat ?? 0n,
+            feeMsat: status.feeMsat ?? 0n,
+          };
+        } else {
+          const failed =
+            status?.state === 'failed' ||
+            (status?.state === 'unknown' && (!wallet.forgets || DEFINITE.has(code)));
+          if (failed) {
+            await store.remove(origin, offer.paymentHash);
+            await ledger.release(offer.paymentHash);
+          }
+          throw new PaymentFailedError(
+            `paying ${offer.amountSats} sat to ${origin} failed: ${(error as Error).message}`,
+            { cause: error, inFlight: !failed },
+          );
         }
-        throw new PaymentFailedError(
-          `paying ${offer.amountSats} sat to ${origin} failed: ${(error as Error).message}`,
-          {
-            cause: error,
-            inFlight: maybeInFlight,
-          },
-        );
       }
       const feeSats = Number((result.feeMsat + 999n) / 1000n);
       emit({
@@ -470,7 +492,7 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
     if (token !== undefined) emit({ type: 'repay', url: url.href, paymentHash: token.paymentHash });
     let bought: { token: TokenStore.StoredToken; paid: boolean };
     try {
-      bought = await buy(url, res, token);
+      bought = await buy(url, res, token, p.init.signal);
     } catch (error) {
       if (error instanceof L402Error)
         emit({ type: 'refused', url: url.href, code: error.code, message: error.message });

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ClientError } from '../Errors.js';
 import * as Identifier from '../Identifier.js';
 import { toHex } from '../internal/bytes.js';
@@ -46,6 +46,8 @@ const fileName = (key: string) =>
     .replace(/[!'()*~%]/g, (c) => (c === '%' ? '%' : `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
     .replace(/%/g, '=');
 const keyOf = (name: string) => decodeURIComponent(name.replace(/=/g, '%'));
+
+const mutexes = new Map<string, Mutex>();
 
 /** Writes `text` to `file` atomically and durably, mode 0600. */
 export async function writeAtomic(file: string, text: string): Promise<void> {
@@ -152,7 +154,10 @@ export async function withFileLock<T>(
  * const store = TokenStore.over(fileSpace('/home/me/.l402/client'));
  */
 export function fileSpace(dir: string, options: LockOptions = {}): Space {
-  const mutex = new Mutex();
+  // One queue per directory in this process, however many stores are opened on it: callers here wait
+  // in line instead of polling each other's lock files.
+  const mutex = mutexes.get(resolve(dir)) ?? new Mutex();
+  mutexes.set(resolve(dir), mutex);
   let made: Promise<void> | undefined;
   const ready = () => {
     made ??= (async () => {
