@@ -2,7 +2,7 @@
  * `l402 tokens`, the built binary: list, show, export, import and rm over a real `$L402_HOME`, and
  * attenuate: the narrowed token works for what it still grants and fails outside it.
  */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientHome, ensureBuilt, l402, startWorld, type World } from './testing.js';
@@ -68,6 +68,38 @@ describe('l402 tokens', () => {
     const missing = await l402(['tokens', 'show', tokenId], { home: other });
     expect(missing.code).toBe(2);
   }, 90_000);
+
+  it("imports lnget's token files (Aperture's binary token format) and uses them without paying", async () => {
+    const { home, tokenId } = await boughtNotes();
+    const [t] = JSON.parse((await l402(['tokens', 'export'], { home })).stdout);
+    const mac = Buffer.from(t.macaroon, 'base64');
+    const file = Buffer.alloc(4 + mac.length + 64 + 24);
+    file.writeUInt32BE(mac.length, 0);
+    mac.copy(file, 4);
+    Buffer.from(t.paymentHash, 'hex').copy(file, 4 + mac.length);
+    Buffer.from(t.preimage, 'hex').copy(file, 4 + mac.length + 32);
+    file.writeBigUInt64BE(10_000n, 4 + mac.length + 64);
+    file.writeBigUInt64BE(0n, 4 + mac.length + 72);
+    file.writeBigInt64BE(BigInt(Date.now()) * 1_000_000n, 4 + mac.length + 80);
+    const lnget = join(clientHome(), 'tokens');
+    mkdirSync(join(lnget, '127.0.0.1'), { recursive: true });
+    writeFileSync(join(lnget, '127.0.0.1', 'l402.token'), file);
+    writeFileSync(join(lnget, '127.0.0.1', '.domain'), world.url);
+
+    const agent = clientHome(world.devnet);
+    expect(await l402(['tokens', 'import', '--lnget', lnget], { home: agent })).toMatchObject({
+      code: 0,
+      stdout: 'imported 1 token\n',
+    });
+    const got = await l402(['get', `${world.url}/notes`, '--json'], { home: agent });
+    expect(JSON.parse(got.stdout)).toMatchObject({
+      status: 200,
+      paid: false,
+      reused: true,
+      tokenId,
+      amountSats: 10,
+    });
+  }, 60_000);
 
   it('attenuate narrows a token for another agent: read still works, write is refused', async () => {
     const { home, tokenId } = await boughtNotes();

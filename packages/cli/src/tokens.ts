@@ -8,9 +8,12 @@
  * L402_HOME=/other/agent l402 tokens import narrow.json
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Caveat, Errors, Macaroon } from 'l402';
 import { type StoredToken, TokenStore } from 'l402/client';
+import { FileTokenStore } from 'l402/client/node';
 import { type Run, repeatable, UsageError } from './cli.js';
 import * as Config from './config.js';
 import * as Session from './session.js';
@@ -169,21 +172,32 @@ export function registerTokens(program: Command, run: Run): void {
 
   tokens
     .command('import')
-    .description('add tokens from `tokens export` or `tokens attenuate` JSON')
+    .description('add tokens from `tokens export` or `tokens attenuate` JSON, or from lnget with --lnget')
     .argument('[file]', 'JSON file, or - for stdin', '-')
-    .action((file: string) =>
+    .option('--lnget [dir]', "read lnget's token directory instead (default ~/.lnget/tokens)")
+    .action((file: string, options: { lnget?: string | true }) =>
       withStore(async ({ store }) => {
-        let text: string;
-        try {
-          text = readFileSync(file === '-' ? 0 : file, 'utf8');
-        } catch (error) {
-          throw new UsageError(`${file}: ${(error as Error).message}`);
-        }
         let value: unknown;
-        try {
-          value = JSON.parse(text);
-        } catch {
-          throw new UsageError(`${file} is not JSON`);
+        if (options.lnget !== undefined) {
+          const dir = options.lnget === true ? join(homedir(), '.lnget', 'tokens') : options.lnget;
+          try {
+            value = await FileTokenStore.importLnget(dir);
+          } catch (error) {
+            if (error instanceof Errors.L402Error) throw error;
+            throw new UsageError(`--lnget ${dir}: ${(error as Error).message}`);
+          }
+        } else {
+          let text: string;
+          try {
+            text = readFileSync(file === '-' ? 0 : file, 'utf8');
+          } catch (error) {
+            throw new UsageError(`${file}: ${(error as Error).message}`);
+          }
+          try {
+            value = JSON.parse(text);
+          } catch {
+            throw new UsageError(`${file} is not JSON`);
+          }
         }
         // `tokens attenuate` prints { credential, token }: take the token.
         if (typeof value === 'object' && value !== null && 'token' in value && 'credential' in value) {
