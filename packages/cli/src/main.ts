@@ -25,9 +25,26 @@ const EXIT_INTERNAL = 70;
 const processIo: Io = {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
-  stdoutBytes: (bytes) =>
-    new Promise((resolve, reject) => process.stdout.write(bytes, (e) => (e ? reject(e) : resolve()))),
+  stdoutBytes: (bytes) => {
+    if (!watchingStdout) {
+      watchingStdout = true;
+      // A reader that went away (`l402 get … | head`) ends the output, as for any Unix filter.
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EPIPE') throw e;
+        stdoutGone = true;
+      });
+    }
+    if (stdoutGone) return Promise.resolve();
+    return new Promise((resolve, reject) =>
+      process.stdout.write(bytes, (e) => {
+        if (e && (e as NodeJS.ErrnoException).code !== 'EPIPE') reject(e);
+        else resolve();
+      }),
+    );
+  },
 };
+let watchingStdout = false;
+let stdoutGone = false;
 
 // Read at run time: the same relative path holds from src/ (tests) and dist/ (the installed bin).
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
