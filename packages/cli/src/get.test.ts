@@ -2,10 +2,12 @@
  * `l402 get`, the built binary, against a paid node:http server whose invoices come from the devnet
  * merchant, paying from the devnet payer (found through `devnet.json` in a temp `$L402_HOME`).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIG, clientHome, deadPort, ensureBuilt, l402, startWorld, type World } from './testing.js';
+import { BIG, clientHome, deadPort, ensureBuilt, l402, root, startWorld, type World } from './testing.js';
 
 let world: World;
 
@@ -136,6 +138,39 @@ describe('l402 get', () => {
     expect(head).toMatchObject({ code: 0, stderr: '' });
     expect(head.stdout).toMatch(/^HTTP\/1\.1 200 OK\r\n(?:[a-z-]+: .*\r\n)+\r\nhello, paid world\n$/);
   }, 60_000);
+
+  it.runIf(existsSync('/usr/bin/script'))(
+    '-o on a terminal draws a progress bar on stderr',
+    async () => {
+      // util-linux `script` runs the command on a pseudo-terminal: stderr is a TTY there.
+      const home = clientHome(world.devnet);
+      const file = join(home, 'big.bin');
+      const command = [
+        process.execPath,
+        join(root, 'packages/cli/bin/l402.js'),
+        'get',
+        `${world.url}/big`,
+        '-o',
+        file,
+      ]
+        .map((a) => `'${a}'`)
+        .join(' ');
+      const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], {
+        env: { ...process.env, L402_HOME: home },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let seen = '';
+      child.stdout.on('data', (d: Buffer) => {
+        seen += d.toString('utf8');
+      });
+      const [code] = await once(child, 'close');
+      expect(code).toBe(0);
+      expect(readFileSync(file).equals(BIG)).toBe(true);
+      expect(seen).toMatch(/\r\[#{30}\] 100% {2}2\.0 MiB \/ 2\.0 MiB/);
+      // Without a terminal (the other -o test) there is none.
+    },
+    60_000,
+  );
 
   it('-d @file: the POST body is sent again after paying, byte for byte', async () => {
     const home = clientHome(world.devnet);
