@@ -10,10 +10,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Devnet } from '@l402/devnet';
@@ -150,6 +150,7 @@ afterAll(async () => {
   await merchant?.close();
   await devnet?.close();
   rmSync(home, { recursive: true, force: true });
+  rmSync(join(root, `test/.client-child-${process.pid}`), { recursive: true, force: true });
 });
 
 const client = (options: Partial<Parameters<typeof createFetch>[0]> = {}) =>
@@ -686,13 +687,59 @@ describe('the file store', () => {
   }, 30_000);
 });
 
+describe('a crash before the payment reached the wallet', () => {
+  beforeAll(bundleChild, 30_000);
+
+  it('leaves a pending token the wallet never saw: recover() drops it and releases its reservation', async () => {
+    const dir = join(home, 'crash-before');
+    const before = nodePayments();
+    const env = {
+      L402_HOME: dir,
+      URL: `${gatewayUrl}/api/early`,
+      WALLET: devnet.document.nodes.payer!.uris.lnd,
+      MODE: 'crash-before',
+    };
+    const child = runChild(env);
+    await new Promise<void>((resolve, reject) => {
+      child.child.stdout!.on('data', (d) => String(d).includes('PAYING') && resolve());
+      child.child.once('exit', () => reject(new Error(`child exited before paying: ${child.output()}`)));
+    });
+    child.child.kill('SIGKILL');
+    await child.lines;
+    expect(await FileTokenStore.open(dir).pending()).toHaveLength(1);
+    expect(await FileLedger.open(dir).payments({ state: 'pending' })).toHaveLength(1);
+
+    const fetch402 = createFetch({
+      wallet: payer,
+      store: FileTokenStore.open(dir),
+      ledger: FileLedger.open(dir),
+    });
+    expect(await fetch402.recover()).toBe(1);
+    expect(await fetch402.store.pending()).toEqual([]);
+    expect(await fetch402.ledger.payments({ state: 'failed' })).toHaveLength(1);
+    expect(await fetch402.ledger.spent()).toBe(0);
+    expect(nodePayments() - before).toBe(0);
+    expect((await fetch402(`${gatewayUrl}/api/early`)).status).toBe(200);
+    expect(nodePayments() - before).toBe(1);
+  }, 30_000);
+});
+
 describe('the lock file', () => {
   it('takes over a lock whose process is gone', async () => {
     const { withFileLock } = await import('l402/client/node');
     const path = join(home, 'stale.lock');
     // A pid that cannot be alive: the largest pid Linux hands out is below 2^22.
-    writeFileSync(path, `${2 ** 22 + 7} ${(await import('node:os')).hostname()} 0\n`);
+    writeFileSync(path, `${2 ** 22 + 7} ${hostname()} ${Date.now()}\n`);
     expect(await withFileLock(path, async () => 'taken', { timeoutMs: 2_000 })).toBe('taken');
+    expect(existsSync(path)).toBe(false);
+    // A live pid (this process) holding it for longer than maxAgeMs: stale too (a reused pid, say).
+    writeFileSync(path, `${process.pid} ${hostname()} ${Date.now() - 60_000}\n`);
+    expect(await withFileLock(path, async () => 'old', { timeoutMs: 2_000, maxAgeMs: 30_000 })).toBe('old');
+    // A live, fresh holder from this very process is waited for, up to the timeout.
+    writeFileSync(path, `${process.pid} ${hostname()} ${Date.now()}\n`);
+    await expect(withFileLock(path, async () => 'never', { timeoutMs: 200 })).rejects.toMatchObject({
+      code: 'L402_CLIENT_STORE',
+    });
   });
 
   it('waits for a live holder', async () => {

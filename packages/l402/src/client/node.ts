@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ClientError } from '../Errors.js';
@@ -74,6 +74,19 @@ export async function writeAtomic(file: string, text: string): Promise<void> {
 export interface LockOptions {
   /** How long to wait for a lock before failing (default 120 s: a payment may take a minute). */
   readonly timeoutMs?: number;
+  /**
+   * A lock held longer than this is stale whoever holds it (default 10 min: a reused pid, a lock from
+   * another host on a shared file system).
+   */
+  readonly maxAgeMs?: number;
+}
+
+/** Whether a lock file's `pid host time` names a process that is gone (this host) or is too old. */
+function stale(owner: string, maxAgeMs: number): boolean {
+  const [pid, host, time] = owner.trim().split(' ');
+  if (Number.isSafeInteger(Number(time)) && Date.now() - Number(time) > maxAgeMs) return true;
+  const n = Number(pid);
+  return host === hostname() && Number.isSafeInteger(n) && n > 0 && !alive(n);
 }
 
 /**
@@ -90,9 +103,10 @@ export async function withFileLock<T>(
   options: LockOptions = {},
 ): Promise<T> {
   const deadline = Date.now() + (options.timeoutMs ?? 120_000);
-  const me = `${process.pid} ${hostname()} ${Date.now()}\n`;
+  let me = '';
   let wait = 5;
   for (;;) {
+    me = `${process.pid} ${hostname()} ${Date.now()}\n`;
     try {
       const fd = openSync(path, 'wx', 0o600);
       try {
@@ -110,25 +124,20 @@ export async function withFileLock<T>(
       }
     }
     const owner = await readFile(path, 'utf8').catch(() => undefined);
-    if (owner !== undefined) {
-      const [pid, host] = owner.split(' ');
-      const stale =
-        host === hostname() && Number.isSafeInteger(Number(pid)) && Number(pid) > 0 && !alive(Number(pid));
-      // A lock file still empty is being written by its creator; only a written one can be judged stale.
-      if (stale && owner.endsWith('\n')) {
-        const aside = `${path}.stale.${process.pid}.${toHex(randomBytes(4))}`;
-        try {
-          await rename(path, aside);
-          const moved = await readFile(aside, 'utf8').catch(() => '');
-          await rm(aside, { force: true });
-          // Someone else's fresh lock got moved instead of the stale one: it is gone now, and its owner
-          // still believes it holds it. Waiting out its own timeout is all we could do; retrying takes over.
-          if (moved !== owner) continue;
-        } catch {
-          // Another waiter took it over first.
-        }
-        continue;
+    // A lock file still empty is being written by its creator; only a written one can be judged stale.
+    if (owner?.endsWith('\n') && stale(owner, options.maxAgeMs ?? 600_000)) {
+      const aside = `${path}.stale.${process.pid}.${toHex(randomBytes(4))}`;
+      try {
+        await rename(path, aside);
+      } catch {
+        continue; // another waiter took it over first
       }
+      const moved = await readFile(aside, 'utf8').catch(() => '');
+      // Between reading and renaming, the stale lock may have been replaced by someone's fresh one:
+      // put that one back (link fails if yet another lock exists) rather than break it.
+      if (moved !== owner) await link(aside, path).catch(() => {});
+      await rm(aside, { force: true });
+      continue;
     }
     if (Date.now() >= deadline) {
       throw new ClientError(
@@ -142,7 +151,8 @@ export async function withFileLock<T>(
   try {
     return await fn();
   } finally {
-    await rm(path, { force: true });
+    // Only our own lock: one held past maxAgeMs may have been taken over meanwhile.
+    if ((await readFile(path, 'utf8').catch(() => undefined)) === me) await rm(path, { force: true });
   }
 }
 
