@@ -5,7 +5,7 @@
  * | code | meaning |
  * |---|---|
  * | 0 | done: a 2xx/3xx answer (paid, reused a token, or free) |
- * | 2 | bad input (options, config.yaml, `L402_*` variables, a URL l402 will not send to) |
+ * | 2 | bad input (options, config.yaml, `L402_*` variables, a URL l402 will not send to, no usable wallet) |
  * | 3 | HTTP error: the server answered 4xx/5xx (the body is still written) |
  * | 4 | payment refused by l402: over `--max-cost`, `--max-fee` or a budget, or an invoice it will not pay |
  * | 5 | payment failed: the wallet could not pay (no route, no funds, unreachable); nothing was paid |
@@ -82,7 +82,13 @@ export function classify(error: unknown): number | undefined {
     case 'L402_INVOICE_REFUSED':
       return REFUSED;
     case 'L402_PAYMENT_FAILED':
-      return PAYMENT_FAILED;
+      // No wallet set up (no devnet, a wallet URI that cannot work) is the user's to fix, not a failed payment.
+      return chain(error).some((e) => {
+        const c = codeOf(e);
+        return c === 'L402_CLIENT_CONFIG' || c === 'L402_BACKEND_CONFIG';
+      })
+        ? USAGE
+        : PAYMENT_FAILED;
     case 'L402_INSECURE_TRANSPORT':
     case 'L402_REPLAY':
     case 'L402_CLIENT_CONFIG':

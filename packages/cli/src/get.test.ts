@@ -124,6 +124,32 @@ describe('l402 get', () => {
     expect(JSON.parse(teapot.stdout)).toMatchObject({ status: 418, paid: true, body: 'short and stout\n' });
   }, 60_000);
 
+  it('redirects: shown as they are, followed with -L (and paid for there)', async () => {
+    const home = clientHome(world.devnet);
+    const [shown, followed] = await Promise.all([
+      l402(['get', `${world.url}/go`, '--json'], { home }),
+      l402(['get', `${world.url}/go`, '-L', '--json'], { home: clientHome(world.devnet) }),
+    ]);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      status: 302,
+      paid: false,
+      headers: { location: '/paid' },
+    });
+    expect(followed.code).toBe(0);
+    expect(JSON.parse(followed.stdout)).toMatchObject({
+      status: 200,
+      paid: true,
+      body: 'hello, paid world\n',
+    });
+  }, 60_000);
+
+  it('no wallet to pay with: exit 2, saying how to set one up', async () => {
+    const r = await l402(['get', `${world.url}/paid`], { home: clientHome() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^l402: .*no running devnet.*l402 devnet/);
+  }, 30_000);
+
   it('-o writes the body to a file; -i puts the head first', async () => {
     const home = clientHome(world.devnet);
     const file = join(home, 'big.bin');
@@ -186,6 +212,14 @@ describe('l402 get', () => {
     expect(r.raw.equals(payload)).toBe(true);
     // The first (unpaid) request got the 402 before the handler; the handler saw the replayed body once.
     expect(world.bodies.slice(seen)).toEqual([payload]);
+
+    // -d @- reads stdin; several -d are joined with & (form fields, as curl does).
+    const piped = await l402(['get', `${world.url}/echo`, '-d', '@-', '-s'], { home, stdin: 'from=stdin' });
+    expect(piped).toMatchObject({ code: 0, stdout: 'from=stdin' });
+    const joined = await l402(['get', `${world.url}/echo`, '-d', 'a=1', '-d', 'b=2', '-i', '-s'], { home });
+    expect(joined.stdout).toMatch(
+      /content-type: application\/x-www-form-urlencoded\r\n[\s\S]*\r\n\r\na=1&b=2$/,
+    );
   }, 60_000);
 
   it('-v shows the steps and never a credential', async () => {

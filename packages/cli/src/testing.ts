@@ -116,6 +116,11 @@ export async function startWorld(options: { nodes?: string[] } = {}): Promise<Wo
   const notes = { service: 'notes', price: 10, capabilities: ['read', 'write'] };
   const routes: Record<string, http.RequestListener> = {
     'GET /free': (_req, res) => res.end('free\n'),
+    'GET /go': (_req, res) => {
+      res.statusCode = 302;
+      res.setHeader('location', '/paid');
+      res.end();
+    },
     'GET /paid': paywall.protect(api, (_req, res) => {
       hit('paid');
       res.setHeader('content-type', 'text/plain');
