@@ -93,7 +93,7 @@ export interface World {
 }
 
 /**
- * The devnet (merchant, payer) and a server with: `GET /paid` (21 sat, service api), `POST /echo` (21 sat,
+ * The devnet (merchant, payer) and a server with: `GET /paid` and `GET /counted` (21 sat, service api), `POST /echo` (21 sat,
  * echoes the body), `GET /big` (21 sat, 2 MiB), `GET /expensive` (500 sat), `GET /notes` and
  * `POST /notes` (10 sat, service notes, needing `read` / `write`), `GET /free`, and 404 elsewhere.
  */
@@ -125,6 +125,10 @@ export async function startWorld(options: { nodes?: string[] } = {}): Promise<Wo
       hit('paid');
       res.setHeader('content-type', 'text/plain');
       res.setHeader('x-served', 'paid');
+      res.end('hello, paid world\n');
+    }),
+    'GET /counted': paywall.protect(api, (_req, res) => {
+      hit('counted');
       res.end('hello, paid world\n');
     }),
     'POST /echo': paywall.protect(api, async (req, res) => {
