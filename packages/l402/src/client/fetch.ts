@@ -176,6 +176,21 @@ async function prepare(
   init: RequestInit | undefined,
   limit: number,
 ): Promise<Prepared> {
+  if (!(input instanceof Request) && (init?.body === undefined || init.body === null)) {
+    // The common case, without building a Request: a URL, headers, no body.
+    const { body: _b, headers, method, redirect, ...rest } = init ?? {};
+    return {
+      url: new URL(input),
+      redirect: redirect ?? 'follow',
+      // Fetch upper-cases only these names; any other method is sent as written.
+      method: /^(delete|get|head|options|post|put)$/i.test(method ?? 'GET')
+        ? (method ?? 'GET').toUpperCase()
+        : (method as string),
+      headers: new Headers(headers),
+      body: undefined,
+      init: rest,
+    };
+  }
   // A Request normalises every body type (string, bytes, Blob, FormData, URLSearchParams, stream) and
   // sets its content type; its body is then read once, bounded, and replayed from memory.
   const request = new Request(

@@ -176,11 +176,27 @@ export function fileSpace(dir: string, options: LockOptions = {}): Space {
     return made;
   };
   const path = (key: string) => join(dir, `${fileName(key)}.json`);
+  const cache = new Map<string, { ino: bigint; size: bigint; ctime: bigint; text: string }>();
   return {
     async read(key) {
       let text: string;
       try {
-        text = await readFile(path(key), 'utf8');
+        // Every write renames a new file into place, so an unchanged inode, size and change time
+        // mean the text read last time is still what is there: one stat instead of a read.
+        const file = path(key);
+        const info = await stat(file, { bigint: true });
+        const seen = cache.get(file);
+        if (
+          seen !== undefined &&
+          seen.ino === info.ino &&
+          seen.size === info.size &&
+          seen.ctime === info.ctimeNs
+        ) {
+          text = seen.text;
+        } else {
+          text = await readFile(file, 'utf8');
+          cache.set(file, { ino: info.ino, size: info.size, ctime: info.ctimeNs, text });
+        }
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw new ClientError('L402_CLIENT_STORE', `cannot read ${path(key)}: ${(e as Error).message}`, {
