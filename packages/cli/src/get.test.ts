@@ -112,6 +112,14 @@ describe('l402 get', () => {
     const r = await l402(['get', `http://127.0.0.1:${await deadPort()}/paid`], { home });
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/^l402: .*ECONNREFUSED/);
+    // A body cut off half way is a network error too, to stdout or to a file.
+    const [cut, cutToFile] = await Promise.all([
+      l402(['get', `${world.url}/cut`], { home }),
+      l402(['get', `${world.url}/cut`, '-o', join(home, 'cut.bin')], { home }),
+    ]);
+    expect(cut).toMatchObject({ code: 6, stdout: 'the beginning' });
+    expect(cut.stderr).toMatch(/^l402: the body of .*\/cut was cut off: /);
+    expect(cutToFile.code).toBe(6);
   }, 30_000);
 
   it('an HTTP error: exit 3, the body still written; paid then 418 too', async () => {

@@ -217,20 +217,20 @@ export function registerGet(program: Command, run: Run): void {
         let written = 0;
         let text: string | undefined;
         let base64: string | undefined;
-        if (options.output !== undefined) {
-          written = await toFile(response, options.output, options.include ? head : undefined, {
-            total,
-            bar: Progress.wanted({
-              toFile: true,
-              tty: process.stderr.isTTY === true,
-              silent: options.silent === true,
+        try {
+          if (options.output !== undefined) {
+            written = await toFile(response, options.output, options.include ? head : undefined, {
               total,
-            }),
-          });
-        } else {
-          const bytes = new Uint8Array(await response.arrayBuffer());
-          written = bytes.length;
-          if (options.json) {
+              bar: Progress.wanted({
+                toFile: true,
+                tty: process.stderr.isTTY === true,
+                silent: options.silent === true,
+                total,
+              }),
+            });
+          } else if (options.json) {
+            const bytes = new Uint8Array(await response.arrayBuffer());
+            written = bytes.length;
             try {
               text = utf8.decode(bytes);
             } catch {
@@ -238,8 +238,20 @@ export function registerGet(program: Command, run: Run): void {
             }
           } else {
             if (options.include) await writeOut(run, Buffer.from(head));
-            await writeOut(run, bytes);
+            if (response.body !== null) {
+              for await (const chunk of response.body) {
+                written += chunk.length;
+                await writeOut(run, chunk);
+              }
+            }
           }
+        } catch (error) {
+          // The connection broke while the body was arriving.
+          const code = Exit.classify(error);
+          if (code !== Exit.NETWORK) throw error;
+          say(`l402: the body of ${url.href} was cut off: ${Exit.reason(error)}`);
+          run.exitCode = code;
+          return;
         }
 
         if (options.json) {

@@ -116,6 +116,10 @@ export async function startWorld(options: { nodes?: string[] } = {}): Promise<Wo
   const notes = { service: 'notes', price: 10, capabilities: ['read', 'write'] };
   const routes: Record<string, http.RequestListener> = {
     'GET /free': (_req, res) => res.end('free\n'),
+    'GET /cut': (_req, res) => {
+      res.writeHead(200, { 'content-length': 100_000 });
+      res.write('the beginning', () => res.destroy());
+    },
     'GET /go': (_req, res) => {
       res.statusCode = 302;
       res.setHeader('location', '/paid');
