@@ -233,6 +233,23 @@ describe('the gateway', () => {
     expect((await fetch402.store.list(gatewayUrl)).map((t) => t.paymentHash)).not.toContain(old.paymentHash);
   });
 
+  it('two services behind one gateway: each token keeps its scope, neither evicts the other', async () => {
+    const fetch402 = client();
+    const before = nodePayments();
+    expect((await fetch402(`${gatewayUrl}/api/one`)).status).toBe(200);
+    expect((await fetch402(`${gatewayUrl}/short/one`)).status).toBe(200);
+    for (const path of ['/api/two', '/short/two', '/api/three', '/short/three']) {
+      const res = await fetch402(`${gatewayUrl}${path}`);
+      expect(createFetch.payment(res), path).toMatchObject({ reused: true });
+    }
+    expect(nodePayments() - before).toBe(2);
+    const tokens = await fetch402.store.list(gatewayUrl);
+    expect(tokens.map((t) => [t.path, t.services]).sort()).toEqual([
+      ['/', ['api']],
+      ['/short/', ['short']],
+    ]);
+  });
+
   it('quote reports the price without paying', async () => {
     const fetch402 = client();
     const before = nodePayments();

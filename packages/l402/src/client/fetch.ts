@@ -222,6 +222,15 @@ function payable(res: Response, prefer?: readonly Offers.Scheme[]): boolean {
   }
 }
 
+/** `/api/` for `/api/x/y`; the path itself when it has no second segment (`/x`, `/`). */
+function firstSegment(pathname: string): string {
+  const i = pathname.indexOf('/', 1);
+  return i < 0 ? pathname : pathname.slice(0, i + 1);
+}
+
+const sameSet = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && a.every((x) => b.includes(x));
+
 /** Wallet error codes that mean nothing was (or will be) paid. */
 const DEFINITE = new Set([
   'L402_PAYMENT_FAILED',
@@ -353,23 +362,43 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
     const origin = url.origin;
     return store.withLock(origin, async () => {
       await resolvePending(origin);
-      if (rejected !== undefined) {
-        await store.remove(origin, rejected.paymentHash);
-        headerCache.delete(rejected.paymentHash);
-      }
       const fresh = await store.find(origin, url.pathname, now());
       if (fresh !== undefined && fresh.paymentHash !== rejected?.paymentHash)
         return { token: fresh, paid: false };
+      const drop = async () => {
+        if (rejected === undefined) return;
+        await store.remove(origin, rejected.paymentHash);
+        headerCache.delete(rejected.paymentHash);
+      };
 
-      const challenges = Challenge.parse(challenged.headers.get('www-authenticate'));
-      emit({ type: 'challenge', url: url.href, offers: challenges.length });
-      const offer = Offers.choose(challenges, {
-        network: await walletNetwork(),
-        maxCostSats,
-        nowMs: now(),
-        ...(options.prefer !== undefined ? { prefer: options.prefer } : {}),
-      });
-      const path = offer.path ?? '/';
+      let offer: Offers.Offer;
+      try {
+        const challenges = Challenge.parse(challenged.headers.get('www-authenticate'));
+        emit({ type: 'challenge', url: url.href, offers: challenges.length });
+        offer = Offers.choose(challenges, {
+          network: await walletNetwork(),
+          maxCostSats,
+          nowMs: now(),
+          ...(options.prefer !== undefined ? { prefer: options.prefer } : {}),
+        });
+      } catch (error) {
+        await drop();
+        throw error;
+      }
+      // Scope: what the caveats say, else the whole origin. But when the token refused here was sold
+      // for other services (one gateway, several services), it is still good where it was bought: keep
+      // it, and scope the new one to this path's first segment, so neither evicts the other.
+      let path = offer.path ?? '/';
+      const segment = firstSegment(url.pathname);
+      if (
+        offer.path === undefined &&
+        rejected?.services !== undefined &&
+        offer.services !== undefined &&
+        !sameSet(rejected.services, offer.services) &&
+        segment !== rejected.path
+      ) {
+        path = segment;
+      } else await drop();
       // Check the budget and reserve the amount in one step, then make the payment durable as pending.
       // The caller gave up while waiting for the lock: nothing is paid for a request nobody awaits.
       signal?.throwIfAborted();
