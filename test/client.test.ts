@@ -384,6 +384,32 @@ describe('invoices the client refuses', () => {
     expect(await fetch402.store.list()).toEqual([]);
   });
 
+  it("a wallet's preimage that does not match the payment hash is not used; the payment stays pending", async () => {
+    const liar: Wallet.Wallet = {
+      kind: 'liar',
+      network: 'regtest',
+      pay: async (invoice) => ({
+        paymentHash: Invoice.decode(invoice).paymentHash,
+        preimage: randomBytes(32),
+        amountMsat: 10_000n,
+        feeMsat: 0n,
+      }),
+      lookupPayment: async (paymentHash) => ({
+        paymentHash,
+        state: 'in-flight',
+        preimage: undefined,
+        amountMsat: undefined,
+        feeMsat: undefined,
+        failure: undefined,
+      }),
+    };
+    const fetch402 = client({ wallet: liar });
+    const error = await fetch402(`${url}/ok`).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'L402_PAYMENT_FAILED', inFlight: true });
+    expect(await fetch402.store.pending()).toHaveLength(1);
+    expect(await fetch402.ledger.payments({ state: 'pending' })).toHaveLength(1);
+  });
+
   it('a 402 offering nothing payable comes back as it is', async () => {
     const res = await client()(`${url}/basic`);
     expect(res.status).toBe(402);

@@ -15,6 +15,7 @@
  * const res = await fetch402('https://api.example/forecast');
  * createFetch.payment(res); // { paid: true, amountSats: 10, … }
  */
+import * as platform from '#platform';
 import * as Challenge from '../Challenge.js';
 import * as Credential from '../Credential.js';
 import {
@@ -476,6 +477,14 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
             { cause: error, inFlight: !failed },
           );
         }
+      }
+      if (toHex(platform.sha256(result.preimage)) !== offer.paymentHash) {
+        // A wallet that answers with a preimage that is not this payment's: the token stays pending, so
+        // the next request asks the wallet again by payment hash instead of paying twice.
+        throw new PaymentFailedError(
+          `the ${wallet.kind} wallet returned a preimage that does not match the invoice's payment hash`,
+          { inFlight: true },
+        );
       }
       const feeSats = Number((result.feeMsat + 999n) / 1000n);
       emit({
