@@ -8,8 +8,8 @@
  * l402 get https://api.example/forecast -o forecast.json --max-cost 100
  * l402 get https://api.example/upload -d @photo.jpg -H 'Content-Type: image/jpeg' --json
  */
-import { once } from 'node:events';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type ClientEvent, createFetch } from 'l402/client';
 import { type Run, repeatable, UsageError } from './cli.js';
@@ -293,37 +293,39 @@ async function writeOut(run: Run, bytes: Uint8Array): Promise<void> {
   run.io.stdout(Buffer.from(bytes).toString('utf8'));
 }
 
-/** Streams the body into `file` (0644, truncated), with a bar on stderr when asked; returns its size. */
+/** Streams the body into `file` (created or truncated), with a bar on stderr when asked; returns its size. */
 async function toFile(
   response: Response,
   file: string,
   head: string | undefined,
   o: { total: number | undefined; bar: boolean },
 ): Promise<number> {
-  const out = createWriteStream(file);
-  const opened = once(out, 'open');
-  opened.catch(() => {});
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'w');
+  } catch (error) {
+    throw new UsageError(`-o ${file}: ${(error as Error).message}`);
+  }
   const bar = o.bar ? Progress.create({ total: o.total, write: (s) => process.stderr.write(s) }) : undefined;
   let written = 0;
   try {
-    await opened;
-    if (head !== undefined && !out.write(head)) await once(out, 'drain');
+    if (head !== undefined) await handle.write(head);
     if (response.body !== null) {
       for await (const chunk of response.body) {
         written += chunk.length;
         bar?.add(chunk.length);
-        if (!out.write(chunk)) await once(out, 'drain');
+        await handle.write(chunk);
       }
     }
-    out.end();
-    await once(out, 'finish');
   } catch (error) {
-    out.destroy();
+    bar?.done();
     const code = (error as NodeJS.ErrnoException).code;
-    if (code !== undefined && /^E(ACCES|NOENT|ISDIR|ROFS|NOSPC|PERM)$/.test(code)) {
+    if (code !== undefined && /^E(NOSPC|IO|DQUOT|FBIG|ROFS)$/.test(code)) {
       throw new UsageError(`-o ${file}: ${(error as Error).message}`);
     }
     throw error;
+  } finally {
+    await handle.close();
   }
   bar?.done();
   return written;
