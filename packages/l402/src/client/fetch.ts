@@ -27,7 +27,7 @@ import {
   ReplayError,
 } from '../Errors.js';
 import { fromHex, toHex } from '../internal/bytes.js';
-import type { Network, PaymentStatus } from '../lightning/Backend.js';
+import type { Network } from '../lightning/Backend.js';
 import * as Macaroon from '../Macaroon.js';
 import * as Ledger from './Ledger.js';
 import * as Offers from './offers.js';
@@ -242,8 +242,6 @@ const DEFINITE = new Set([
   'L402_BACKEND_CONFIG',
 ]);
 
-const definite = (s: PaymentStatus) => s.state === 'succeeded' || s.state === 'failed';
-
 /**
  * A `fetch` that pays. See the module comment for the flow and `offers.ts` for the choice policy.
  *
@@ -305,12 +303,17 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
     for (const t of await store.pending(origin)) {
       const hash = fromHex(t.paymentHash);
       let status = await wallet.lookupPayment(hash);
-      const deadline = now() + paymentTimeoutMs;
-      while (status.state === 'in-flight' && now() < deadline) {
+      // Real time, not the injectable clock: this waits on the wallet.
+      const deadline = Date.now() + paymentTimeoutMs;
+      while (status.state === 'in-flight' && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 250));
         status = await wallet.lookupPayment(hash);
       }
-      if (status.state === 'succeeded' && status.preimage !== undefined) {
+      if (
+        status.state === 'succeeded' &&
+        status.preimage !== undefined &&
+        toHex(platform.sha256(status.preimage)) === t.paymentHash
+      ) {
         const feeSats = Number(((status.feeMsat ?? 0n) + 999n) / 1000n);
         await store.put({ ...t, state: 'paid', preimage: toHex(status.preimage), feeSats });
         await ledger.settle(t.paymentHash, { amountSats: t.amountSats, feeSats });
@@ -330,12 +333,14 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
           paymentHash: t.paymentHash,
           state: status.state === 'failed' ? 'failed' : 'never-sent',
         });
-      } else if (!definite(status)) {
+      } else if (status.state === 'in-flight') {
         throw new PaymentFailedError(
           `a payment to ${origin} (hash ${t.paymentHash}) is still in flight; it will be resolved on a later request, never paid twice`,
           { inFlight: true },
         );
       }
+      // Succeeded without a preimage that matches: the wallet cannot give back what it paid for. The
+      // token stays pending and its reservation counted; nothing here pays that invoice again.
     }
     resolved.add(origin);
   };
