@@ -30,18 +30,13 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { Ledger } from 'l402/client';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { type Run, UsageError } from './cli.js';
 
-/** Budget limits in satoshis; a missing one is no limit. */
-export interface Budget {
-  perRequestSats?: number;
-  perOriginSats?: number;
-  perHourSats?: number;
-  perDaySats?: number;
-  totalSats?: number;
-}
+/** Budget limits in satoshis (the SDK's); a missing one is no limit. */
+export type Budget = Ledger.Budget;
 
 export const BUDGET_KEYS = [
   'perRequestSats',

@@ -67,7 +67,13 @@ describe('l402 get', () => {
     });
     const listed = await l402(['tokens', 'list', '--json'], { home });
     expect(JSON.parse(listed.stdout)).toEqual([
-      expect.objectContaining({ origin: world.url, tokenId: doc.tokenId, state: 'paid', hasPreimage: true }),
+      expect.objectContaining({
+        origin: world.url,
+        tokenId: doc.tokenId,
+        state: 'paid',
+        hasPreimage: true,
+        wallet: 'lnd', // the devnet payer's default API, connected only to pay
+      }),
     ]);
     expect(listed.stdout).not.toMatch(/"preimage"/);
   }, 60_000);

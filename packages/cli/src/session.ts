@@ -65,14 +65,31 @@ export async function open(settings: Settings): Promise<Session> {
     }
     return connectBackend(found);
   };
+  let opened: Opened | undefined;
+  const ready = async () => {
+    opened = await connect();
+    return opened;
+  };
+  const label = settings.wallets.length > 0 ? 'wallet' : 'devnet';
   const wallet: Wallet.Wallet = {
-    kind: settings.wallets.length > 0 ? 'wallet' : 'devnet',
-    pay: async (paymentRequest, options) => (await connect()).pay(paymentRequest, options),
-    lookupPayment: async (paymentHash) => (await connect()).lookupPayment(paymentHash),
+    // The connected wallet's kind (lnd, nwc, …) once it is connected.
+    get kind() {
+      return opened?.kind ?? label;
+    },
+    pay: async (paymentRequest, options) => (await ready()).pay(paymentRequest, options),
+    lookupPayment: async (paymentHash) => (await ready()).lookupPayment(paymentHash),
     info: async () => {
-      const w = await connect();
-      if (w.info === undefined) throw new Error('this wallet cannot tell its network');
-      return w.info();
+      const w = await ready();
+      const info = w.info ? await w.info() : undefined;
+      // A wallet that states its network (the devnet's do) is believed over a backend's guess.
+      const network = w.network ?? info?.network;
+      if (network === undefined) throw new UsageError(`the ${w.kind} wallet cannot tell its network`);
+      return {
+        pubkey: info?.pubkey,
+        alias: info?.alias,
+        blockHeight: info?.blockHeight,
+        network,
+      };
     },
   };
   return {
