@@ -134,6 +134,15 @@ export function registerGet(program: Command, run: Run): void {
       repeatable,
     )
     .option('--allow-insecure-http', 'allow plain http:// to hosts other than loopback')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 done (2xx/3xx: paid, reused or free), 2 bad input, 3 HTTP error (4xx/5xx),
+4 payment refused (--max-cost, --max-fee, a budget, an invoice l402 will not pay), 5 payment failed,
+6 network error, 70 internal error.
+
+Settings: flags > L402_* variables > $L402_HOME/config.yaml (see 'l402 config show').`,
+    )
     .action(async (text: string, options: GetOptions) => {
       const url = target(text);
       const settings = Config.load({
