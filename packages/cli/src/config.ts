@@ -26,7 +26,7 @@
  * @example
  * const settings = Config.load({ maxCostSats: 50 }); // flags win over L402_* over config.yaml
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -62,6 +62,8 @@ export interface Settings {
   readonly budget: Budget;
   /** Where each top-level setting came from (for `l402 config show`). */
   readonly sources: Readonly<Record<string, Source>>;
+  /** Things the user should fix that do not stop the command (a config.yaml with wallet secrets others can read). */
+  readonly warnings: readonly string[];
 }
 
 /** What command-line flags may set. */
@@ -223,6 +225,16 @@ export function load(flags: Flags = {}, env: NodeJS.ProcessEnv = process.env): S
     const value = pick(`budget.${key}`, undefined, envSats(ENV_BUDGET[key]), file.budget?.[key]);
     if (value !== undefined) budget[key] = value;
   }
+  const warnings: string[] = [];
+  if (file.wallet !== undefined) {
+    const path = join(dir, 'config.yaml');
+    const mode = statSync(path).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      warnings.push(
+        `${path} holds wallet credentials and is readable by others (mode ${mode.toString(8)}): chmod 600 it`,
+      );
+    }
+  }
   return {
     home: dir,
     wallets: wallets ?? [],
@@ -231,6 +243,7 @@ export function load(flags: Flags = {}, env: NodeJS.ProcessEnv = process.env): S
     allowInsecureHttp: allowInsecureHttp ?? false,
     budget,
     sources,
+    warnings,
   };
 }
 

@@ -153,6 +153,7 @@ Settings: flags > L402_* variables > $L402_HOME/config.yaml (see 'l402 config sh
         ...(options.maxFee !== undefined ? { maxFeeSats: Config.satoshis(options.maxFee, '--max-fee') } : {}),
         ...(options.allowInsecureHttp === true ? { allowInsecureHttp: true } : {}),
       });
+      if (options.silent !== true) for (const w of settings.warnings) run.io.stderr(`l402: warning: ${w}\n`);
       const headers = new Headers();
       for (const line of options.header ?? []) headers.append(...header(line));
       const payload = options.data !== undefined ? body(options.data) : undefined;

@@ -3,7 +3,7 @@
  * binary: real invoices and payments between the devnet's merchant and payer, budgets that refuse a
  * payment, and which source wins.
  */
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as Config from './config.js';
@@ -120,7 +120,12 @@ describe('settings: flags over L402_* over config.yaml', () => {
       'config.yaml': `wallet: ${world.devnet.document.nodes.payer?.uris.cln}\nbudget:\n  perRequestSats: 5\n`,
     });
     // No devnet.json in this home: the wallet comes from the file. The file's budget refuses 21 sat…
-    expect((await l402(['get', `${world.url}/paid`, '-s'], { home })).code).toBe(4);
+    const refused = await l402(['get', `${world.url}/paid`], { home });
+    expect(refused.code).toBe(4);
+    // …and the file, with a wallet secret in it, is readable by others: said, not fatal.
+    expect(refused.stderr).toMatch(/^l402: warning: .*config\.yaml holds wallet credentials .*chmod 600/);
+    chmodSync(join(home, 'config.yaml'), 0o600);
+    expect((await l402(['get', `${world.url}/paid`], { home })).stderr).not.toMatch(/warning/);
     // …the environment's allows it, and the config.yaml wallet pays.
     const r = await l402(['get', `${world.url}/paid`, '--json'], {
       home,

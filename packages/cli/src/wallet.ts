@@ -36,7 +36,9 @@ export function registerWallet(program: Command, run: Run): void {
 
   /** Runs `fn` with the connected wallet; a wallet that cannot be reached exits 5. */
   const withWallet = async (uris: string[] | undefined, fn: (w: Backend) => Promise<void>) => {
-    const session = await Session.open(Config.load(uris !== undefined ? { wallets: uris } : {}));
+    const settings = Config.load(uris !== undefined ? { wallets: uris } : {});
+    for (const w of settings.warnings) run.io.stderr(`l402: warning: ${w}\n`);
+    const session = await Session.open(settings);
     try {
       let w: Backend;
       try {
