@@ -4,6 +4,7 @@
  */
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Challenge, Identifier, Macaroon } from 'l402';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientHome, ensureBuilt, l402, startWorld, type World } from './testing.js';
 
@@ -99,6 +100,46 @@ describe('l402 tokens', () => {
       tokenId,
       amountSats: 10,
     });
+  }, 60_000);
+
+  it('recover: a payment made before a crash becomes the token, and is never paid again', async () => {
+    // What a run that stopped after paying leaves behind: a pending token, the invoice paid at the wallet.
+    const home = clientHome(world.devnet);
+    const challenge = await fetch(`${world.url}/paid`);
+    const offer = Challenge.l402(Challenge.parse(challenge.headers.get('www-authenticate') ?? ''));
+    if (offer === undefined) throw new Error('no L402 challenge');
+    const id = Identifier.toJSON(Identifier.decode(Macaroon.decode(offer.macaroon).identifier));
+    const pending = {
+      origin: world.url,
+      path: '/',
+      scheme: 'L402',
+      macaroon: offer.macaroon,
+      paymentHash: id.paymentHash,
+      tokenId: id.tokenId,
+      invoice: offer.invoice,
+      amountSats: 21,
+      state: 'pending',
+      createdAt: Date.now(),
+    };
+    expect((await l402(['tokens', 'import', '-'], { home, stdin: JSON.stringify([pending]) })).code).toBe(0);
+    expect((await l402(['wallet', 'pay', offer.invoice], { home })).code).toBe(0);
+
+    const recovered = await l402(['tokens', 'recover', '--json'], { home });
+    expect(recovered.code).toBe(0);
+    expect(JSON.parse(recovered.stdout)).toEqual([
+      { origin: world.url, paymentHash: id.paymentHash, state: 'paid' },
+    ]);
+    expect(JSON.parse((await l402(['tokens', 'list', '--json'], { home })).stdout)).toEqual([
+      expect.objectContaining({ tokenId: id.tokenId, state: 'paid', hasPreimage: true }),
+    ]);
+    const used = await l402(['get', `${world.url}/paid`, '--json'], { home });
+    expect(JSON.parse(used.stdout)).toMatchObject({
+      status: 200,
+      paid: false,
+      reused: true,
+      tokenId: id.tokenId,
+    });
+    expect((await l402(['tokens', 'recover'], { home })).stdout).toBe('no pending payments\n');
   }, 60_000);
 
   it('attenuate narrows a token for another agent: read still works, write is refused', async () => {

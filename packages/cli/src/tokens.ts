@@ -12,7 +12,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Caveat, Errors, Macaroon } from 'l402';
-import { type StoredToken, TokenStore } from 'l402/client';
+import { createFetch, type StoredToken, TokenStore } from 'l402/client';
 import { FileTokenStore } from 'l402/client/node';
 import { type Run, repeatable, UsageError } from './cli.js';
 import * as Config from './config.js';
@@ -205,6 +205,31 @@ export function registerTokens(program: Command, run: Run): void {
         }
         const count = await store.import(value);
         out(`imported ${count} token${count === 1 ? '' : 's'}`);
+      }),
+    );
+
+  tokens
+    .command('recover')
+    .description(
+      'settle pending payments (a run that stopped mid-payment): ask the wallet, keep what was paid',
+    )
+    .option('--json', 'print a JSON array of { origin, paymentHash, state }')
+    .action((options: { json?: boolean }) =>
+      withStore(async (session) => {
+        const outcomes: { origin: string; paymentHash: string; state: string }[] = [];
+        const fetch402 = createFetch({
+          wallet: session.wallet,
+          store: session.store,
+          ledger: session.ledger,
+          onEvent: (e) => {
+            if (e.type === 'recovered')
+              outcomes.push({ origin: e.origin, paymentHash: e.paymentHash, state: e.state });
+          },
+        });
+        await fetch402.recover();
+        if (options.json) return out(JSON.stringify(outcomes));
+        if (outcomes.length === 0) return out('no pending payments');
+        for (const o of outcomes) out(`${o.state.padEnd(10)} ${o.paymentHash.slice(0, 16)}  ${o.origin}`);
       }),
     );
 
