@@ -78,6 +78,7 @@ describe('l402 get: exit codes', () => {
       ['get', `${world.url}/paid`, '-H', 'no colon'],
       ['get', `${world.url}/paid`, '-d', '@/nonexistent/file'],
       ['get', 'http://example.com/paid'],
+      ['get', 'http://user:secret@127.0.0.1:1/paid'],
     ];
     const results = await Promise.all(cases.map((args) => l402(args, { home })));
     for (const [i, r] of results.entries()) {
@@ -85,6 +86,7 @@ describe('l402 get: exit codes', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
     expect(results[4]?.stderr).toMatch(/http/i);
+    expect(results[5]?.stderr).not.toContain('secret');
     expect(writeFileSync(join(home, 'config.yaml'), 'maxCostSats: -1\n')).toBeUndefined();
     const bad = await l402(['get', `${world.url}/paid`], { home });
     expect(bad.code).toBe(2);

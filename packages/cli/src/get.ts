@@ -76,6 +76,10 @@ function target(text: string): URL {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError(`only http and https URLs, got ${url.protocol}`);
   }
+  // fetch refuses them, and they would ride along to every redirect target: say so instead.
+  if (url.username !== '' || url.password !== '') {
+    throw new UsageError('the URL carries a user name or password: send credentials with -H instead');
+  }
   return url;
 }
 
