@@ -75,7 +75,7 @@ describe('l402 get: exit codes', () => {
     const cases = [
       ['get', 'ftp://example.com/x'],
       ['get', `${world.url}/paid`, '--max-cost', 'lots'],
-      ['get', `${world.url}/paid`, '-H', 'no colon'],
+      ['get', `${world.url}/paid`, '-H', 'Authorization Bearer s3cret'],
       ['get', `${world.url}/paid`, '-d', '@/nonexistent/file'],
       ['get', 'http://example.com/paid'],
       ['get', 'http://user:secret@127.0.0.1:1/paid'],
@@ -87,6 +87,7 @@ describe('l402 get: exit codes', () => {
     }
     expect(results[4]?.stderr).toMatch(/http/i);
     expect(results[5]?.stderr).not.toContain('secret');
+    expect(results[2]?.stderr).not.toContain('s3cret');
     expect(writeFileSync(join(home, 'config.yaml'), 'maxCostSats: -1\n')).toBeUndefined();
     const bad = await l402(['get', `${world.url}/paid`], { home });
     expect(bad.code).toBe(2);

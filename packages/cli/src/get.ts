@@ -44,7 +44,8 @@ const SECRET_HEADERS =
 function header(text: string): [string, string] {
   const colon = text.indexOf(':');
   const name = colon > 0 ? text.slice(0, colon).trim() : '';
-  if (!TOKEN.test(name)) throw new UsageError(`-H must be "Name: value", got "${text.slice(0, 60)}"`);
+  // Not echoed: a malformed header is often a credential typed without its colon.
+  if (!TOKEN.test(name)) throw new UsageError('-H must be "Name: value" (a field name, a colon, the value)');
   const value = text.slice(colon + 1).trim();
   if (/[\r\n\0]/.test(value)) throw new UsageError(`-H ${name}: the value must be one line`);
   return [name, value];
