@@ -13,6 +13,8 @@ export interface Io {
   readonly stderr: (s: string) => void;
   /** stderr is a terminal: logs are written for people rather than as JSON lines. */
   readonly stderrTTY?: boolean;
+  /** Raw bytes to stdout (a response body), resolved once the pipe took them; text through `stdout` when absent. */
+  readonly stdoutBytes?: (bytes: Uint8Array) => Promise<void>;
 }
 
 /**

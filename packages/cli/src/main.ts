@@ -1,7 +1,8 @@
 /**
  * The `l402` program: one commander tree that each subcommand group registers into. `main` never exits
  * the process and never lets a stack trace reach the user; it returns the exit code:
- * 0 done, 1 a negative answer (`token verify` said invalid), 2 bad input, 70 an internal error.
+ * 0 done, 1 a negative answer (`token verify` said invalid), 2 bad input, 70 an internal error; `get` and
+ * `wallet pay` add 3 HTTP error, 4 payment refused, 5 payment failed, 6 network error (see exit.ts).
  *
  * @example
  * process.exitCode = await main(process.argv.slice(2));
@@ -9,11 +10,12 @@
 import { readFileSync } from 'node:fs';
 import { type AddHelpTextContext, Command, CommanderError } from 'commander';
 import { Errors } from 'l402';
-import { registerAdmin } from './admin.js';
 import { type Io, type Run, UsageError } from './cli.js';
-import { registerDevnet } from './devnet.js';
-import { registerGateway } from './gateway.js';
+import { registerConfig } from './config.js';
+import { registerGet } from './get.js';
 import { registerToken } from './token.js';
+import { registerTokens } from './tokens.js';
+import { registerBudget, registerWallet } from './wallet.js';
 
 /** Exit code for bad input, as commander and most Unix tools use. */
 const EXIT_USAGE = 2;
@@ -24,7 +26,26 @@ const processIo: Io = {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
   stderrTTY: process.stderr.isTTY === true,
+  stdoutBytes: (bytes) => {
+    if (!watchingStdout) {
+      watchingStdout = true;
+      // A reader that went away (`l402 get … | head`) ends the output, as for any Unix filter.
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EPIPE') throw e;
+        stdoutGone = true;
+      });
+    }
+    if (stdoutGone) return Promise.resolve();
+    return new Promise((resolve, reject) =>
+      process.stdout.write(bytes, (e) => {
+        if (e && (e as NodeJS.ErrnoException).code !== 'EPIPE') reject(e);
+        else resolve();
+      }),
+    );
+  },
 };
+let watchingStdout = false;
+let stdoutGone = false;
 
 // Read at run time: the same relative path holds from src/ (tests) and dist/ (the installed bin).
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -65,9 +86,22 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       if (context.error) missingCommandOf = context.command;
     });
   registerToken(program, run);
-  registerDevnet(program, run);
-  registerGateway(program, run);
-  registerAdmin(program, run);
+  // The devnet, the gateway and the admin client weigh 3x the rest to load: commands that need neither start without them.
+  if (!LIGHT.has(argv[0] ?? '')) {
+    const [{ registerDevnet }, { registerGateway }, { registerAdmin }] = await Promise.all([
+      import('./devnet.js'),
+      import('./gateway.js'),
+      import('./admin.js'),
+    ]);
+    registerDevnet(program, run);
+    registerGateway(program, run);
+    registerAdmin(program, run);
+  }
+  registerGet(program, run);
+  registerTokens(program, run);
+  registerWallet(program, run);
+  registerBudget(program, run);
+  registerConfig(program, run);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -83,6 +117,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     return fail(EXIT_INTERNAL, `internal error: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
+
+/** Commands that load neither the devnet nor the gateway (`l402 get` runs often, in scripts). */
+const LIGHT = new Set(['token', 'get', 'tokens', 'wallet', 'budget', 'config']);
 
 /** Commander "errors" that are really a finished job: help or the version was printed as asked. */
 const DONE = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);

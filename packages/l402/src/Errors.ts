@@ -32,7 +32,8 @@ export type Code =
   | 'L402_INVOICE_NETWORK'
   | BackendCode
   | StoreCode
-  | 'L402_MIDDLEWARE_CONFIG';
+  | 'L402_MIDDLEWARE_CONFIG'
+  | ClientCode;
 
 /** Base class of every l402 error. */
 export class L402Error extends Error {
@@ -190,5 +191,109 @@ export class MiddlewareError extends L402Error {
   override name = 'MiddlewareError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('L402_MIDDLEWARE_CONFIG', message, options);
+  }
+}
+
+/** Why the client SDK (`l402/client`) refused or failed a request. */
+export type ClientCode =
+  | 'L402_BUDGET'
+  | 'L402_INVOICE_REFUSED'
+  | 'L402_PAYMENT_FAILED'
+  | 'L402_INSECURE_TRANSPORT'
+  | 'L402_REPLAY'
+  | 'L402_CLIENT_STORE'
+  | 'L402_CLIENT_CONFIG'
+  | 'L402_NO_CHALLENGE';
+
+/**
+ * Base class of the client SDK's errors (`l402/client`). `code` says why; subclasses carry the details.
+ *
+ * @example
+ * try { await fetch402(url) } catch (e) {
+ *   if (e instanceof Errors.ClientError) console.error(e.code, e.message);
+ * }
+ */
+export class ClientError extends L402Error {
+  override name = 'ClientError';
+  constructor(code: ClientCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+/** Which budget limit refused a payment. */
+export type BudgetLimit = 'maxCost' | 'maxFee' | 'perRequest' | 'perOrigin' | 'perHour' | 'perDay' | 'total';
+
+/**
+ * A payment the budget does not allow, refused before anything was paid. `limit` names the limit,
+ * `priceSats` what the server asked, `remainingSats` what that limit still allowed.
+ *
+ * @example
+ * catch (e) { if (e instanceof Errors.BudgetError && e.limit === 'perDay') waitUntilTomorrow(); }
+ */
+export class BudgetError extends ClientError {
+  override name = 'BudgetError';
+  readonly limit: BudgetLimit;
+  readonly priceSats: number;
+  readonly remainingSats: number;
+  constructor(limit: BudgetLimit, priceSats: number, remainingSats: number, message: string) {
+    super('L402_BUDGET', message);
+    this.limit = limit;
+    this.priceSats = priceSats;
+    this.remainingSats = remainingSats;
+  }
+}
+
+/** Why an invoice was refused before paying. */
+export type InvoiceRefusal =
+  | 'zero-amount'
+  | 'malformed'
+  | 'network'
+  | 'hash-mismatch'
+  | 'expired'
+  | 'amount-mismatch';
+
+/**
+ * An invoice the client will not pay: no amount, malformed, another network than the wallet's, a payment
+ * hash that is not the macaroon identifier's, expired, or an amount that differs from the offer's.
+ *
+ * @example
+ * catch (e) { if (e instanceof Errors.InvoiceRefusedError) console.error(e.reason); }
+ */
+export class InvoiceRefusedError extends ClientError {
+  override name = 'InvoiceRefusedError';
+  readonly reason: InvoiceRefusal;
+  constructor(reason: InvoiceRefusal, message: string, options?: { cause?: unknown }) {
+    super('L402_INVOICE_REFUSED', message, options);
+    this.reason = reason;
+  }
+}
+
+/**
+ * The wallet (every one of a fallback list) failed to pay; `cause` holds the last wallet error. Nothing
+ * was paid, or the payment is still in flight when `inFlight` is true (then it is resolved on the next
+ * request to that origin, never paid twice).
+ */
+export class PaymentFailedError extends ClientError {
+  override name = 'PaymentFailedError';
+  readonly inFlight: boolean;
+  constructor(message: string, options?: { cause?: unknown; inFlight?: boolean }) {
+    super('L402_PAYMENT_FAILED', message, options);
+    this.inFlight = options?.inFlight ?? false;
+  }
+}
+
+/** Plain `http:` to a host that is not loopback, refused unless `allowInsecureHttp` is set. */
+export class InsecureTransportError extends ClientError {
+  override name = 'InsecureTransportError';
+  constructor(message: string) {
+    super('L402_INSECURE_TRANSPORT', message);
+  }
+}
+
+/** A request body that cannot be replayed after paying: larger than `maxReplayBytes`, or a one-shot stream. */
+export class ReplayError extends ClientError {
+  override name = 'ReplayError';
+  constructor(message: string) {
+    super('L402_REPLAY', message);
   }
 }
