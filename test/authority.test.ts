@@ -171,6 +171,63 @@ describe('Authority', () => {
     authority.close();
   }, 30_000);
 
+  it('decides a token already checked without I/O, until its expiry, a revocation or another route', async () => {
+    let clock = Date.now();
+    const authority = await Authority.create({ backend: merchant, store: Memory.create(), now: () => clock });
+    const short: Authority.Route = { service: 'weather', price: 21, timeout: 30 };
+    const { authorization, macaroon } = await buy(authority, short);
+    const view = { method: 'GET', url: '/api/x', headers: { authorization } };
+    expect(authority.cached(view, short)).toBeUndefined(); // never verified yet
+    const first = await authority.authorize(view, short);
+    expect(first.kind).toBe('pass');
+    const hit = authority.cached(view, short);
+    expect(hit?.kind).toBe('pass');
+    expect(hit).toBe(first); // the same decision object, nothing re-made
+    // Another route object (even with the same terms) is checked in full once.
+    expect(authority.cached(view, { ...short })).toBeUndefined();
+    // A second later the verdict is re-checked; just before the expiry the token still passes …
+    const until = Number(
+      Macaroon.firstPartyCaveats(macaroon)
+        .find((c) => c.startsWith('weather_valid_until='))!
+        .split('=')[1],
+    );
+    clock = (until - 0.5) * 1000;
+    expect(authority.cached(view, short)).toBeUndefined();
+    expect((await authority.authorize(view, short)).kind).toBe('pass');
+    expect(authority.cached(view, short)?.kind).toBe('pass');
+    // … and at the expiry the cached verdict no longer stands: refused with a fresh 402.
+    clock = until * 1000;
+    expect(authority.cached(view, short)).toBeUndefined();
+    const expired = await authority.authorize(view, short);
+    expect(expired.kind === 'respond' && expired.status).toBe(402);
+    // Revocation ends a cached verdict at once.
+    clock = Date.now();
+    const again = await buy(authority, short);
+    const view2 = { method: 'GET', url: '/api/x', headers: { authorization: again.authorization } };
+    expect((await authority.authorize(view2, short)).kind).toBe('pass');
+    expect(authority.cached(view2, short)?.kind).toBe('pass');
+    await authority.revoke({ tokenId: again.macaroon.identifier.slice(34) });
+    expect(authority.cached(view2, short)).toBeUndefined();
+    expect((await authority.authorize(view2, short)).kind).toBe('respond');
+    // The cache key is the credential actually used: a non-L402 Authorization beside a Macaroon header
+    // never lets another Macaroon value ride on a verified one.
+    const third = await buy(authority, short);
+    const good = Credential.formatMacaroonHeader({ macaroon: third.macaroon, preimage: third.preimage });
+    const bearer = { authorization: 'Bearer abc', macaroon: good };
+    expect((await authority.authorize({ method: 'GET', url: '/x', headers: bearer }, short)).kind).toBe(
+      'pass',
+    );
+    const forged = {
+      authorization: 'Bearer abc',
+      macaroon: Credential.formatMacaroonHeader({ macaroon, preimage: new Uint8Array(32) }),
+    };
+    expect(authority.cached({ method: 'GET', url: '/x', headers: forged }, short)).toBeUndefined();
+    expect((await authority.authorize({ method: 'GET', url: '/x', headers: forged }, short)).kind).toBe(
+      'respond',
+    );
+    authority.close();
+  });
+
   it('derived keys: verifies with no root-key read at all, and revocation still holds', async () => {
     const store = Memory.create();
     let reads = 0;

@@ -155,6 +155,30 @@ interface Verified {
   forwarded?: readonly string[];
   /** What the last request saw, kept: a token reused on one service gets the same object every time. */
   info?: TokenInfo;
+  /**
+   * The last caveat check that passed: for this route and service, the caveats hold until `until`
+   * (unix seconds), so a token reused on the same route skips re-checking them. Not kept for routes
+   * whose requirements read the request (`requires.values`).
+   */
+  verdict?: { readonly route: Route; readonly service: string; readonly until: number };
+  /** The pass decision made from `info`, kept with it. */
+  pass?: Decision;
+}
+
+const NO_HEADERS: readonly Header[] = Object.freeze([]);
+
+/** How long a passed caveat check stands: at most a second, and never past an expiry in the caveats. */
+function verdictUntil(caveats: readonly string[], now: number): number {
+  let until = now + 1;
+  for (const caveat of caveats) {
+    const eq = caveat.indexOf('=');
+    const value = caveat.slice(eq + 1).trim();
+    if (!/^\d{1,15}$/.test(value)) continue;
+    const n = Number(value);
+    // A number later than now may be an expiry (valid_until, an `earlier` constraint): stop there.
+    if (n > now && n < until) until = n;
+  }
+  return until;
 }
 
 const isGrpc = (headers: Credential.HeaderSource): boolean => {
@@ -167,6 +191,8 @@ function readHeader(headers: Credential.HeaderSource, name: string): string | un
   return typeof value === 'string' ? value : value?.join(', ');
 }
 
+const L402_SCHEME = /^(?:l402|lsat) /i;
+
 const CREDENTIAL_HEADERS = ['authorization', 'grpc-metadata-macaroon', 'macaroon', 'token'] as const;
 
 /**
@@ -174,6 +200,13 @@ const CREDENTIAL_HEADERS = ['authorization', 'grpc-metadata-macaroon', 'macaroon
  * All of them, because `Authorization` may carry some other scheme while the token rides in `Macaroon`.
  */
 function rawCredential(headers: Credential.HeaderSource): string | undefined {
+  // Fast path: an `Authorization: L402 …` (or LSAT) header is the credential whatever else is sent
+  // (it takes precedence in Credential.fromHeaders), so it alone is the key.
+  const auth =
+    typeof headers.get === 'function'
+      ? (headers.get as (n: string) => string | null)('authorization')
+      : (headers as Readonly<Record<string, unknown>>).authorization;
+  if (typeof auth === 'string' && L402_SCHEME.test(auth)) return auth;
   const values = CREDENTIAL_HEADERS.map((name) => readHeader(headers, name) ?? '');
   return values.some((v) => v.length > 0) ? values.join('\n') : undefined;
 }
@@ -227,7 +260,7 @@ export class Authority {
     let invalid: L402Error | undefined;
     try {
       const verified = await this.verify(request, route, service);
-      if (verified !== undefined) return { kind: 'pass', token: this.info(verified, service), headers: [] };
+      if (verified !== undefined) return this.pass(verified, service);
     } catch (error) {
       if (!(error instanceof L402Error)) {
         this.options.onError?.(error, 'verify');
@@ -241,6 +274,27 @@ export class Authority {
     }
     if (route.skipInvoice) return this.fail(401, 'unauthorized', 'unauthorized', grpc, invalid);
     return this.challenge(request, route, service, grpc, invalid);
+  }
+
+  /**
+   * The decision for a credential this authority already verified, still unrevoked, whose caveats were
+   * checked for this route less than a second ago (and not past any expiry): synchronous, no I/O, no
+   * caveat parsing. `undefined` when deciding needs more; then call {@link authorize}.
+   *
+   * @example
+   * const decision = authority.cached(view, route) ?? (await authority.authorize(view, route));
+   */
+  cached(request: RequestView, route: Route): Decision | undefined {
+    const raw = rawCredential(request.headers);
+    if (raw === undefined) return undefined;
+    const verified = this.verified.get(raw);
+    if (verified === undefined || this.revoked.has(verified.idHash)) return undefined;
+    const verdict = verified.verdict;
+    if (verdict === undefined || verdict.route !== route || this.now() / 1000 >= verdict.until)
+      return undefined;
+    const service = route.pathBound ? `${route.service}${pathOf(request.url)}` : route.service;
+    if (verdict.service !== service) return undefined;
+    return this.pass(verified, service);
   }
 
   /** Revokes a token on this instance at once, and on others through the store. */
@@ -304,11 +358,22 @@ export class Authority {
     if (raw === undefined) return undefined;
     const cached = this.verified.get(raw);
     if (cached !== undefined && !this.revoked.has(cached.idHash)) {
+      const now = this.now() / 1000;
+      const verdict = cached.verdict;
+      if (
+        verdict !== undefined &&
+        verdict.route === route &&
+        verdict.service === service &&
+        now < verdict.until
+      ) {
+        return cached;
+      }
       Caveat.verify(
         cached.caveats,
         this.context(request, route, service, cached.preimage),
         this.caveatOptions(route),
       );
+      this.remember(cached, route, service, now);
       return cached;
     }
     const credential = Credential.fromHeaders(request.headers);
@@ -337,12 +402,18 @@ export class Authority {
       credential,
       preimage: toHex(preimage),
     };
+    this.remember(verified, route, service, this.now() / 1000);
     this.verified.set(raw, verified);
     // First sight of a paid token: record the settlement (idempotent), off the request's path.
     this.options.store
       .settle(identifier.paymentHash, Math.floor(this.now() / 1000))
       .catch((e) => this.options.onError?.(e, 'settle'));
     return verified;
+  }
+
+  private remember(verified: Verified, route: Route, service: string, now: number): void {
+    if (route.requires?.values !== undefined) return;
+    verified.verdict = { route, service, until: verdictUntil(verified.caveats, now) };
   }
 
   /**
@@ -373,6 +444,13 @@ export class Authority {
     if (key === undefined) throw unknown();
     this.rootKeys.set(idHash, key);
     return key;
+  }
+
+  private pass(v: Verified, service: string): Decision {
+    const token = this.info(v, service);
+    if (v.pass?.kind === 'pass' && v.pass.token === token) return v.pass;
+    v.pass = { kind: 'pass', token, headers: NO_HEADERS };
+    return v.pass;
   }
 
   private info(v: Verified, service: string): TokenInfo {

@@ -127,12 +127,14 @@ export type Outcome =
   | Reply;
 
 /**
- * One route's check. Never rejects: every failure is a {@link Reply}.
+ * One route's check. Never throws or rejects: every failure is a {@link Reply}. The outcome comes at
+ * once (no promise) when nothing needs I/O: a token already verified and checked for this route, or a
+ * preflight; use {@link settle} to handle both cases.
  *
  * @example
  * const guard: Middleware.Guard = paywall.protect({ service: 'api', price: 21 });
  */
-export type Guard = (request: Authority.RequestView) => Promise<Outcome>;
+export type Guard = (request: Authority.RequestView) => Outcome | Promise<Outcome>;
 
 /**
  * The shared part of every adapter's middleware object; adapters replace `protect` with their idiom.
@@ -412,6 +414,8 @@ export function create(options: Options): Paywall {
   } = options;
   const store = givenStore ?? Memory.create();
   const passHeaders = cors ? Authority.CORS_HEADERS : [];
+  /** Per verified token, the pass outcome: the hot path returns the same object every time. */
+  const passes = new WeakMap<Authority.TokenInfo, Outcome>();
   const now = options.now ?? Date.now;
   /** What this middleware opened, closed last first. */
   const closers: (() => Promise<void> | void)[] = givenStore === undefined ? [() => store.close()] : [];
@@ -472,6 +476,14 @@ export function create(options: Options): Paywall {
           onRefusal?.(decision, request);
           return decision;
         }
+        if (decision.token !== undefined && decision.headers.length === 0) {
+          let pass = passes.get(decision.token);
+          if (pass === undefined) {
+            pass = { kind: 'pass', l402: infoOf(decision.token), headers: passHeaders };
+            passes.set(decision.token, pass);
+          }
+          return pass;
+        }
         return {
           kind: 'pass',
           l402: decision.token === undefined ? undefined : infoOf(decision.token),
@@ -491,8 +503,11 @@ export function create(options: Options): Paywall {
       // Not an async function: on the hot path (Authority made, credential cached) this adds one
       // promise to the Authority's, no more.
       return (request) => {
-        if (cors && request.method === 'OPTIONS') return Promise.resolve(PREFLIGHT);
+        if (cors && request.method === 'OPTIONS') return PREFLIGHT;
         if (authority === undefined) return opened(request);
+        // The hot path: a token already verified and checked for this route, decided without a promise.
+        const hit = authority.cached(request, terms);
+        if (hit !== undefined) return outcome(hit, request);
         return authority.authorize(request, terms).then((decision) => outcome(decision, request));
       };
     },
@@ -523,6 +538,30 @@ export function create(options: Options): Paywall {
       }
     },
   };
+}
+
+/**
+ * Runs `then` with a guard's outcome, at once when the guard decided synchronously (no promise, no
+ * microtask), else when its promise resolves; a throw or rejection of `then` goes to `onError`.
+ *
+ * @example
+ * Middleware.settle(guard(view(req)), (outcome) => handle(outcome), (error) => next(error));
+ */
+export function settle(
+  outcome: Outcome | Promise<Outcome>,
+  then: (outcome: Outcome) => unknown,
+  onError: (error: unknown) => void,
+): void {
+  if (outcome instanceof Promise) {
+    outcome.then(then).catch(onError);
+    return;
+  }
+  try {
+    const result = then(outcome);
+    if (result instanceof Promise) result.catch(onError);
+  } catch (error) {
+    onError(error);
+  }
 }
 
 /**

@@ -55,14 +55,16 @@ export function l402(options: Middleware.Options): ExpressPaywall {
       // `originalUrl`: inside a mounted router `url` has lost the mount path, and prices and path-bound
       // tokens must see the path the client asked for.
       return (req, res, next) => {
-        guard(view(req, req.originalUrl))
-          .then((outcome) => {
+        Middleware.settle(
+          guard(view(req, req.originalUrl)),
+          (outcome) => {
             if (outcome.kind === 'respond') return send(res, outcome);
             for (const [name, value] of outcome.headers) res.setHeader(name, value);
             req.l402 = outcome.l402;
             next();
-          })
-          .catch(next);
+          },
+          next,
+        );
       };
     },
   };

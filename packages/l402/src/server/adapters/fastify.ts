@@ -15,7 +15,7 @@
  *   token: request.l402?.tokenId,
  * }));
  */
-import type { FastifyPluginCallback, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyPluginCallback, preHandlerHookHandler } from 'fastify';
 import * as Middleware from '../middleware.js';
 
 export type { L402Info, Options, Route } from '../middleware.js';
@@ -35,7 +35,7 @@ declare module 'fastify' {
  */
 export interface FastifyPaywall extends Omit<Middleware.Paywall, 'protect'> {
   /** A `preHandler` hook that lets only paid requests (for `route`) reach the handler. */
-  protect(route: Middleware.Route): preHandlerAsyncHookHandler;
+  protect(route: Middleware.Route): preHandlerHookHandler;
   /** Decorates requests with `l402` and closes the paywall when the app closes; not encapsulated. */
   readonly plugin: FastifyPluginCallback;
 }
@@ -65,18 +65,26 @@ export function l402(options: Middleware.Options): FastifyPaywall {
     plugin,
     protect(route) {
       const guard = core.protect(route);
-      return async (request, reply) => {
-        const outcome = await guard({
-          method: request.method,
-          url: request.url,
-          headers: request.headers,
-          remoteAddress: request.ip,
-        });
-        if (outcome.kind === 'respond') {
-          return reply.code(outcome.status).headers(Middleware.grouped(outcome.headers)).send(outcome.body);
-        }
-        for (const [name, value] of outcome.headers) reply.header(name, value);
-        request.l402 = outcome.l402;
+      // A callback hook, not an async one: a token already checked is decided without a promise.
+      return (request, reply, done) => {
+        Middleware.settle(
+          guard({
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            remoteAddress: request.ip,
+          }),
+          (outcome) => {
+            if (outcome.kind === 'respond') {
+              reply.code(outcome.status).headers(Middleware.grouped(outcome.headers)).send(outcome.body);
+              return;
+            }
+            for (const [name, value] of outcome.headers) reply.header(name, value);
+            request.l402 = outcome.l402;
+            done();
+          },
+          (error) => done(error instanceof Error ? error : new Error(String(error))),
+        );
       };
     },
   };

@@ -67,11 +67,12 @@ export function l402(options: Middleware.Options): HonoPaywall {
     protect(route) {
       const guard = core.protect(route);
       return async (c, next) => {
-        const outcome = await guard({
+        const decided = guard({
           method: c.req.method,
           url: target(c.req.url),
           headers: c.req.raw.headers,
         });
+        const outcome = decided instanceof Promise ? await decided : decided;
         if (outcome.kind === 'respond') {
           // Through the context, so headers other middleware prepared (hono/cors, …) are kept.
           return c.body(

@@ -87,15 +87,16 @@ export function l402(options: Middleware.Options): NodePaywall {
     protect(route, handler) {
       const guard = core.protect(route);
       return (req, res) => {
-        guard(view(req))
-          .then((outcome) => {
+        Middleware.settle(
+          guard(view(req)),
+          (outcome) => {
             if (outcome.kind === 'respond') return send(res, outcome);
             for (const [name, value] of outcome.headers) res.setHeader(name, value);
             const request = req as L402Request<typeof req>;
             request.l402 = outcome.l402;
             return handler(request, res);
-          })
-          .catch((error: unknown) => {
+          },
+          (error) => {
             // What Express does with a failing handler: report it, answer 500 if nothing was sent yet.
             if (options.onError !== undefined) options.onError(error, 'handler');
             else console.error(error);
@@ -105,7 +106,8 @@ export function l402(options: Middleware.Options): NodePaywall {
               res.setHeader('content-type', 'text/plain; charset=utf-8');
               res.end('internal error\n');
             }
-          });
+          },
+        );
       };
     },
   };
