@@ -11,6 +11,8 @@ export default defineConfig({
       { find: /^l402\/lightning$/, replacement: `${src('l402')}lightning/index.ts` },
       { find: /^l402\/client$/, replacement: `${src('l402')}client/index.ts` },
       { find: /^l402\/client\/node$/, replacement: `${src('l402')}client/node.ts` },
+      { find: /^l402\/agent$/, replacement: `${src('l402')}agent/index.ts` },
+      { find: /^l402\/agent\/(langchain|ai)$/, replacement: `${src('l402')}agent/$1.ts` },
       { find: /^l402\/stores\/(.*)$/, replacement: `${src('l402')}server/stores/$1.ts` },
       { find: /^l402\/server$/, replacement: `${src('l402')}server/index.ts` },
       { find: /^l402\/(node|express|fastify|hono)$/, replacement: `${src('l402')}server/adapters/$1.ts` },
