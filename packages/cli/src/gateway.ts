@@ -53,6 +53,13 @@ function banner(gateway: Gateway.Gateway, demo: boolean): string {
   ];
   if (gateway.devnet !== undefined)
     lines.push(`  devnet     ${gateway.devnet.file} (the payer's wallet URIs are there)`);
+  if (gateway.admin !== undefined) {
+    lines.push(
+      `  admin      ${gateway.url}/api/admin/ (macaroon ${gateway.admin.macaroonPath}; see l402 admin --help)`,
+    );
+    if (gateway.admin.dashboardUrl !== undefined)
+      lines.push(`  dashboard  ${gateway.admin.dashboardUrl} (signs in once, within 15 minutes)`);
+  }
   if (demo) {
     lines.push(
       '',

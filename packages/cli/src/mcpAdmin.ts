@@ -112,8 +112,8 @@ export function adminTools(options: AdminOptions, home: string): AdminTool[] {
       input: {
         service: z.string().optional(),
         state: z.enum(['pending', 'settled']).optional(),
-        start_date: z.string().optional().describe('ISO time or unix seconds'),
-        end_date: z.string().optional(),
+        start_date: z.string().optional().describe('RFC 3339 time, e.g. 2026-01-01T00:00:00Z'),
+        end_date: z.string().optional().describe('RFC 3339 time'),
         offset: z.number().int().nonnegative().optional(),
         limit: z.number().int().min(1).max(1000).optional(),
       },
@@ -144,7 +144,11 @@ export function adminTools(options: AdminOptions, home: string): AdminTool[] {
       name: 'stats',
       title: 'Revenue and counts',
       description: 'Revenue and counts of challenges and payments, per service and over time.',
-      input: { start_date: z.string().optional(), end_date: z.string().optional() },
+      input: {
+        from: z.string().optional().describe('RFC 3339 time'),
+        to: z.string().optional().describe('RFC 3339 time'),
+        bucket: z.number().int().positive().optional().describe('seconds per time bucket'),
+      },
       annotations: { readOnlyHint: true },
       run: (a) => api('GET', `api/admin/stats${query(a)}`),
     },

@@ -286,7 +286,8 @@ export interface DefaultsOptions {
 
 /**
  * The configuration of `l402 gateway` without a file: plain HTTP on 127.0.0.1:8080, SQLite in
- * `home`, the in-process devnet as the Lightning backend, and two demo services on `upstream`:
+ * `home`, the in-process devnet as the Lightning backend, the admin API and dashboard (macaroon at
+ * `<home>/admin.macaroon`), and two demo services on `upstream`:
  * `free` (paths under `/free`, no payment) and `paid` (paths under `/paid`, 21 sat). Any other path
  * matches no service (404). Built by parsing {@link defaultsText}, so it obeys every rule a file does.
  *
@@ -309,6 +310,10 @@ dbbackend: sqlite
 authenticator:
   backend: devnet
   network: regtest
+admin:
+  enabled: true
+dashboard:
+  enabled: true
 services:
   - name: free
     pathregexp: '^/free(?:/|$)'

@@ -30,6 +30,8 @@ import { Errors } from 'l402';
 import { type Backend, connect, Lnd } from 'l402/lightning';
 import type { Store } from 'l402/server';
 import * as Authority from 'l402/server';
+import * as Admin from './admin/Admin.js';
+import * as Catalogue from './admin/services.js';
 import type { Config, HostPort } from './Config.js';
 import * as Freebies from './freebies.js';
 import * as Grpc from './grpc.js';
@@ -77,6 +79,11 @@ export interface Gateway {
   /** The Lightning backend, for people: `devnet (in this process)`, `lnd https://…`, or a URI's wallet kind. */
   readonly lightning: string;
   readonly devnet: DevnetInUse | undefined;
+  /**
+   * The admin API when `admin.enabled`: its macaroon file, and the one-time link that opens the
+   * dashboard signed in (when `dashboard.enabled`; usable once, for 15 minutes).
+   */
+  readonly admin: { readonly macaroonPath: string; readonly dashboardUrl: string | undefined } | undefined;
   /**
    * Revokes a token by its id: refused here at once, and by every other instance on the same store
    * within the Authority's revocation poll (500 ms). False when the token is unknown.
@@ -148,8 +155,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     const sweeper = sweep(store, now, options.sweepIntervalMs ?? DEFAULT_SWEEP_MS, log);
     closers.push(() => sweeper.stop());
 
+    // With the admin API, services can change while running (and persist in the store's database).
+    const catalogue = config.admin.enabled ? await Catalogue.open(config) : undefined;
+    if (catalogue !== undefined) closers.push(() => catalogue.close());
+
     const proxyOptions: ReverseProxy.Options = {
-      services: config.services,
+      services: catalogue?.services() ?? config.services,
       limits: config.limits,
       writetimeout: config.writetimeout,
       trusted: ipList(config.trustedproxies),
@@ -166,8 +177,24 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       : config.tlsselfsigned
         ? selfSignedAt(config.tlscertpath, config.tlskeypath, certificateHosts(config), now)
         : certificateAt(config.tlscertpath, config.tlskeypath);
+    let bound: HostPort = options.listen ?? config.listenaddr;
+    const admin =
+      catalogue === undefined
+        ? undefined
+        : Admin.create({
+            config,
+            store,
+            authority,
+            catalogue,
+            address: () => bound,
+            encrypted: tls !== undefined,
+            store_description: storeText,
+            lightning: wallet.description,
+            now,
+          });
+    if (admin !== undefined) closers.push(() => admin.close());
     const handler = Handler.create({
-      router: Router.create(config.services),
+      router: catalogue?.router ?? Router.create(config.services),
       authority,
       proxy,
       grpc,
@@ -178,6 +205,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       maxbodybytes: config.limits.maxbodybytes,
       encrypted: tls !== undefined,
       log,
+      ...(admin !== undefined ? { local: admin.serve, observe: admin.observe } : {}),
     });
     const listener = await Listener.listen({
       address: options.listen ?? config.listenaddr,
@@ -188,6 +216,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       upgrade: handler.upgrade,
       log,
     });
+    bound = listener.address;
     let graceMs = DEFAULT_GRACE_MS;
     closers.push(() => listener.close(graceMs));
 
@@ -201,6 +230,14 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       store: storeText,
       lightning: wallet.description,
       devnet: wallet.devnet,
+      admin:
+        admin === undefined
+          ? undefined
+          : {
+              macaroonPath: admin.macaroonPath,
+              dashboardUrl:
+                admin.dashboardPath === undefined ? undefined : `${listener.url}${admin.dashboardPath}`,
+            },
       async revoke(tokenId) {
         if (authority !== undefined) return authority.revoke({ tokenId });
         return store.revoke({ tokenId });
@@ -237,7 +274,6 @@ export function notServed(config: Config): string[] {
       out.push(`${at}: authscheme ${service.authscheme}: only L402 is offered yet`);
   });
   if (config.authenticator.enablempp) out.push('authenticator.enablempp: MPP challenges are not offered yet');
-  if (config.admin.enabled) out.push('admin.enabled: the admin API is not served yet');
   if (config.prometheus.enabled) out.push('prometheus.enabled: metrics are not served yet');
   if (config.redis !== undefined) out.push('redis: cluster-wide limits are not served yet');
   return out;

@@ -115,7 +115,7 @@ export function create(options: Options): GrpcProxy {
       // Its calls in flight finish; new ones go to a new session.
       current.close();
     }
-    const ca = trust.get(service);
+    const ca = trust.has(service) ? trust.get(service) : trustOf(service);
     const session = http2.connect(`${service.protocol}://${formatHostPort(service.address)}`, {
       ...(ca !== undefined ? { ca } : {}),
     });

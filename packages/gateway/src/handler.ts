@@ -67,6 +67,10 @@ export interface Options {
   /** The listener serves TLS. */
   readonly encrypted: boolean;
   readonly log: Logger;
+  /** The gateway's own routes (admin API, dashboard), tried before any service: true when it answered. */
+  readonly local?: (request: Request, response: Response, client: string) => boolean;
+  /** Told of each request once answered (the admin's live feed); paths only, as in the log. */
+  readonly observe?: (event: Record<string, unknown>) => void;
 }
 
 /** The request target resolved: what the regexps see, and what is forwarded. */
@@ -233,18 +237,21 @@ export function create(options: Options): Handler {
 
   /** One line per request; paths only, as query strings can carry API keys and other secrets. */
   function logged(request: Request, started: number, fields: Record<string, unknown>): void {
-    log.info('request', {
+    const line = {
       method: request.method,
       path: (request.url ?? '').split('?')[0],
       ...fields,
       ms: Math.round(performance.now() - started),
-    });
+    };
+    log.info('request', line);
+    options.observe?.(line);
   }
 
   return {
     request(request, response) {
       const started = performance.now();
       const client = clientOf(request);
+      if (!options.blocklist(client) && options.local?.(request, response, client)) return;
       const handle = async (): Promise<Outcome | undefined> => {
         const admission = await admit(request, client);
         if (admission.kind === 'answer') {

@@ -445,22 +445,25 @@ function drained(response: Response): Promise<void> {
 export function create(options: Options): ReverseProxy {
   const { limits, log } = options;
   const pools = new Map<Service, Pool>();
-  for (const service of options.services) {
+  /** Services added or changed at run time (admin API) get their pool on first use. */
+  function poolFor(service: Service): Pool {
+    let pool = pools.get(service);
+    if (pool !== undefined) return pool;
     const ca = trustOf(service);
     const origin = `${service.protocol}://${formatHostPort(service.address)}`;
-    pools.set(
-      service,
-      new Pool(origin, {
-        connect: { timeout: limits.connecttimeout, ...(ca !== undefined ? { ca } : {}) },
-        headersTimeout: limits.responsetimeout ?? 0,
-        bodyTimeout: options.writetimeout,
-      }),
-    );
+    pool = new Pool(origin, {
+      connect: { timeout: limits.connecttimeout, ...(ca !== undefined ? { ca } : {}) },
+      headersTimeout: limits.responsetimeout ?? 0,
+      bodyTimeout: options.writetimeout,
+    });
+    pools.set(service, pool);
+    return pool;
   }
+  for (const service of options.services) poolFor(service);
 
   async function forward(request: Request, response: Response, target: Target): Promise<void> {
     const { service } = target;
-    const pool = pools.get(service)!;
+    const pool = poolFor(service);
     const prefix = service.rewrite.prefix?.replace(/\/+$/, '') ?? '';
     const aborter = new AbortController();
     const onClose = () => {

@@ -118,7 +118,7 @@ export function create(options: Options): Upgrades {
   const trust = new Map(options.services.map((service) => [service, trustOf(service)]));
 
   function connect(service: Service, path: string, method: string, headers: http.OutgoingHttpHeaders) {
-    const ca = trust.get(service);
+    const ca = trust.has(service) ? trust.get(service) : trustOf(service);
     const request = (service.protocol === 'https' ? https : http).request({
       host: service.address.host,
       port: service.address.port,
