@@ -330,6 +330,10 @@ describe('invoices the client refuses', () => {
     url = await serve((req, res) => {
       const hash = randomBytes(32);
       const kind = req.url?.slice(1);
+      if (kind === 'basic') {
+        res.writeHead(402, { 'www-authenticate': 'Basic realm="not for sale"' });
+        return res.end('pay some other way');
+      }
       const invoice =
         kind === 'zero'
           ? fakeInvoice({ paymentHash: hash, amountMsat: undefined })
@@ -360,6 +364,13 @@ describe('invoices the client refuses', () => {
     expect(nodePayments()).toBe(before);
     expect(await fetch402.ledger.payments()).toEqual([]);
     expect(await fetch402.store.list()).toEqual([]);
+  });
+
+  it('a 402 offering nothing payable comes back as it is', async () => {
+    const res = await client()(`${url}/basic`);
+    expect(res.status).toBe(402);
+    expect(await res.text()).toBe('pay some other way');
+    expect(createFetch.payment(res)).toBeUndefined();
   });
 
   it('an over-priced invoice is refused by maxCostSats', async () => {

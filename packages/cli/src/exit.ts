@@ -91,7 +91,9 @@ export function classify(error: unknown): number | undefined {
       return HTTP_ERROR;
   }
   const code = codeOf(error);
-  if (code?.startsWith('L402_BACKEND')) return PAYMENT_FAILED;
+  // A wallet URI that cannot work (unknown scheme, missing credential) is the user's to fix.
+  if (code === 'L402_BACKEND_CONFIG') return USAGE;
+  if (code?.startsWith('L402_BACKEND') || code?.startsWith('L402_PAYMENT')) return PAYMENT_FAILED;
   for (const e of chain(error)) {
     const c = codeOf(e);
     if (c !== undefined && (NETWORK_CODES.has(c) || c.startsWith('UND_ERR'))) return NETWORK;

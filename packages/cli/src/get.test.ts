@@ -167,17 +167,19 @@ describe('l402 get', () => {
 
   it('bad input exits 2 with one line', async () => {
     const home = clientHome(world.devnet);
-    for (const args of [
+    const cases = [
       ['get', 'ftp://example.com/x'],
       ['get', `${world.url}/paid`, '--max-cost', 'lots'],
       ['get', `${world.url}/paid`, '-H', 'no colon'],
       ['get', `${world.url}/paid`, '-d', '@/nonexistent/file'],
       ['get', 'http://example.com/paid'],
-    ]) {
-      const r = await l402(args, { home });
-      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+    ];
+    const results = await Promise.all(cases.map((args) => l402(args, { home })));
+    for (const [i, r] of results.entries()) {
+      expect({ args: cases[i], code: r.code }).toEqual({ args: cases[i], code: 2 });
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
+    expect(results[4]?.stderr).toMatch(/http/i);
     expect(writeFileSync(join(home, 'config.yaml'), 'maxCostSats: -1\n')).toBeUndefined();
     const bad = await l402(['get', `${world.url}/paid`], { home });
     expect(bad.code).toBe(2);

@@ -9,7 +9,9 @@
  * try { … session.wallet … } finally { await session.close(); }
  */
 import type { Ledger, TokenStore, Wallet } from 'l402/client';
-import { FileLedger, FileTokenStore, openWallet } from 'l402/client/node';
+import { devnetUri, FileLedger, FileTokenStore, openWallet } from 'l402/client/node';
+import { type Backend, connect as connectBackend } from 'l402/lightning';
+import { UsageError } from './cli.js';
 import type { Settings } from './config.js';
 
 type Opened = Wallet.Wallet;
@@ -20,8 +22,13 @@ export interface Session {
   readonly ledger: Ledger.Ledger;
   /** Connects on the first call that needs the wallet; the same connection afterwards. */
   readonly wallet: Wallet.Wallet;
-  /** The connected wallet, connecting now (for `wallet balance|invoice|pay`). */
+  /** The connected wallet, connecting now. */
   connect(): Promise<Opened>;
+  /**
+   * The first wallet URI (or the devnet payer) as a full Lightning backend, which can also tell its
+   * balance and create invoices (`l402 wallet`); closed with the session.
+   */
+  backend(): Promise<Backend>;
   close(): Promise<void>;
 }
 
@@ -41,6 +48,23 @@ export async function open(settings: Settings): Promise<Session> {
     });
     return connecting;
   };
+  let backend: Promise<Backend> | undefined;
+  const openBackend = async (): Promise<Backend> => {
+    const uri = settings.wallets[0] ?? 'devnet';
+    if (uri !== 'devnet' && !uri.startsWith('devnet:')) return connectBackend(uri);
+    const [, node, kind] = uri.split(':');
+    const found = await devnetUri({
+      home: settings.home,
+      ...(node ? { node } : {}),
+      ...(kind ? { kind } : {}),
+    });
+    if (found === undefined) {
+      throw new UsageError(
+        `no wallet: give --wallet, set L402_WALLET or wallet in ${settings.home}/config.yaml, or run \`l402 devnet\` (no live devnet${node ? ` with node ${node}` : ''} in ${settings.home}/devnet.json)`,
+      );
+    }
+    return connectBackend(found);
+  };
   const wallet: Wallet.Wallet = {
     kind: settings.wallets.length > 0 ? 'wallet' : 'devnet',
     pay: async (paymentRequest, options) => (await connect()).pay(paymentRequest, options),
@@ -56,7 +80,12 @@ export async function open(settings: Settings): Promise<Session> {
     ledger,
     wallet,
     connect,
+    backend: () => {
+      backend ??= openBackend();
+      return backend;
+    },
     async close() {
+      if (backend !== undefined) await (await backend.catch(() => undefined))?.close();
       const opened = connecting;
       connecting = undefined;
       if (opened !== undefined) await (await opened.catch(() => undefined))?.close?.();

@@ -309,14 +309,18 @@ describe('bad input: exit 2 and exactly one line on stderr', () => {
   const verifyArgs = ['token', 'verify', token, '--root-key', rootKey];
 
   it.each<[string, string[], string]>([
-    ['no command', [], "missing command: one of token, devnet, gateway (see 'l402 --help')"],
+    [
+      'no command',
+      [],
+      "missing command: one of token, devnet, gateway, get, tokens, wallet, budget (see 'l402 --help')",
+    ],
     [
       'no token subcommand',
       ['token'],
       "missing command after 'token': one of decode, mint, attenuate, verify",
     ],
-    ['an unknown command', ['tokens'], "unknown command 'tokens'"],
-    ['help for an unknown command', ['help', 'tokens'], "unknown command 'tokens': one of token"],
+    ['an unknown command', ['tokenz'], "unknown command 'tokenz'"],
+    ['help for an unknown command', ['help', 'tokenz'], "unknown command 'tokenz': one of token"],
     ['a misspelt subcommand', ['token', 'decod', token], "unknown command 'decod' (Did you mean decode?)"],
     [
       'an unknown option',

@@ -11,6 +11,7 @@
  */
 import type { Command } from 'commander';
 import { Invoice } from 'l402';
+import type { Backend } from 'l402/lightning';
 import { type Run, UsageError } from './cli.js';
 import * as Config from './config.js';
 import * as Exit from './exit.js';
@@ -19,19 +20,6 @@ import * as Session from './session.js';
 const MSAT = 1000n;
 const satsOf = (msat: bigint | undefined) => (msat === undefined ? null : Number(msat / MSAT));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
-interface FullWallet {
-  readonly kind: string;
-  balance?(): Promise<{ spendableMsat: bigint; receivableMsat: bigint | undefined }>;
-  createInvoice?(r: { amountMsat: bigint; memo?: string; expirySeconds?: number }): Promise<{
-    paymentRequest: string;
-    paymentHash: Uint8Array;
-  }>;
-  pay(
-    paymentRequest: string,
-    options?: { maxFeeMsat?: bigint; timeoutMs?: number },
-  ): Promise<{ paymentHash: Uint8Array; preimage: Uint8Array; amountMsat: bigint; feeMsat: bigint }>;
-}
 
 /**
  * Adds `l402 wallet` to the program.
@@ -46,12 +34,12 @@ export function registerWallet(program: Command, run: Run): void {
     .description('the wallet l402 pays with (--wallet, L402_WALLET, config.yaml, else the devnet payer)');
 
   /** Runs `fn` with the connected wallet; a wallet that cannot be reached exits 5. */
-  const withWallet = async (uris: string[] | undefined, fn: (w: FullWallet) => Promise<void>) => {
+  const withWallet = async (uris: string[] | undefined, fn: (w: Backend) => Promise<void>) => {
     const session = await Session.open(Config.load(uris !== undefined ? { wallets: uris } : {}));
     try {
-      let w: FullWallet;
+      let w: Backend;
       try {
-        w = (await session.connect()) as unknown as FullWallet;
+        w = await session.backend();
       } catch (error) {
         const code = Exit.classify(error);
         if (code === undefined || code === Exit.USAGE) throw error;
@@ -74,7 +62,6 @@ export function registerWallet(program: Command, run: Run): void {
     .option('--json', 'print JSON')
     .action((options: { wallet?: string; json?: boolean }) =>
       withWallet(one(options.wallet), async (w) => {
-        if (w.balance === undefined) throw new UsageError(`the ${w.kind} wallet cannot tell its balance`);
         const b = await w.balance();
         const view = { spendableSats: satsOf(b.spendableMsat), receivableSats: satsOf(b.receivableMsat) };
         if (options.json) return out(JSON.stringify(view));
@@ -134,7 +121,7 @@ export function registerWallet(program: Command, run: Run): void {
           ? BigInt(settings.maxFeeSats) * MSAT
           : invoice.amountMsat / 100n + 10n * MSAT;
       return withWallet(one(options.wallet), async (w) => {
-        let paid: Awaited<ReturnType<FullWallet['pay']>>;
+        let paid: Awaited<ReturnType<Backend['pay']>>;
         try {
           paid = await w.pay(text.trim(), { maxFeeMsat, timeoutMs: 60_000 });
         } catch (error) {

@@ -175,7 +175,16 @@ export function over(space: Space.Space): TokenStore {
     },
     async put(token) {
       const t = check(token);
-      await mutate(t.origin, (tokens) => [...tokens.filter((x) => x.paymentHash !== t.paymentHash), t]);
+      const now = Date.now();
+      // Tokens past their expiry go as new ones come: nobody can use them any more.
+      await mutate(t.origin, (tokens) => [
+        ...tokens.filter(
+          (x) =>
+            x.paymentHash !== t.paymentHash &&
+            !(x.state === 'paid' && x.expiresAt !== undefined && x.expiresAt <= now),
+        ),
+        t,
+      ]);
     },
     async remove(origin, paymentHash) {
       let removed = false;

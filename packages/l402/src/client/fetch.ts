@@ -184,6 +184,15 @@ async function prepare(
   };
 }
 
+/** Whether a 402 offers anything this client could pay; one that does not is handed back as it is. */
+function payable(res: Response, prefer?: readonly Offers.Scheme[]): boolean {
+  try {
+    return Offers.rankAll(Challenge.parse(res.headers.get('www-authenticate')), prefer).length > 0;
+  } catch {
+    return false;
+  }
+}
+
 const definite = (s: PaymentStatus) => s.state === 'succeeded' || s.state === 'failed';
 
 /**
@@ -429,7 +438,7 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
             scheme: token.scheme ?? 'L402',
           };
     if (token?.scheme === 'Payment') await store.remove(origin, token.paymentHash); // single use
-    if (res.status !== 402) return { res, info };
+    if (res.status !== 402 || !payable(res, options.prefer)) return { res, info };
     if (token !== undefined) emit({ type: 'repay', url: url.href, paymentHash: token.paymentHash });
     let bought: { token: TokenStore.StoredToken; paid: boolean };
     try {

@@ -184,8 +184,13 @@ export function check(c: Challenge.Challenge, options: ChooseOptions = {}): Offe
   };
 }
 
-/** The challenge as the MPP credential echoes it (base64url JSON). */
-function echo(c: Challenge.PaymentChallenge): string {
+/**
+ * The challenge as the MPP credential echoes it (base64url JSON of its parameters, in the vectors' order).
+ *
+ * @example
+ * Offers.paymentCredential(Offers.echo(challenge), preimageHex);
+ */
+export function echo(c: Challenge.PaymentChallenge): string {
   const out: Record<string, string> = {
     id: c.id,
     realm: c.realm,
