@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Devnet } from '@l402/devnet';
+import { Config, Gateway, Log } from '@l402/gateway';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { Devnet } from '@l402/devnet';
-import { Config, Gateway, Log } from '@l402/gateway';
 import * as NodeL402 from 'l402/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -80,12 +80,21 @@ services:
   closers.push(() => gateway.close({ graceMs: 200 }));
 
   // A middleware app whose routes demand capabilities: tokens carry read and write, a delegate only read.
-  const paywall = NodeL402.l402({ backend: devnet.document.nodes.merchant!.uris.lnd, masterKey: 'ab'.repeat(32) });
+  const paywall = NodeL402.l402({
+    backend: devnet.document.nodes.merchant!.uris.lnd,
+    masterKey: 'ab'.repeat(32),
+  });
   closers.push(() => paywall.close());
   const minted = { service: 'docs', price: 5, capabilities: ['read', 'write'] };
-  const read = paywall.protect({ ...minted, requires: { capabilities: ['read'] } }, (_req, res) => res.end('read ok'));
-  const write = paywall.protect({ ...minted, requires: { capabilities: ['write'] } }, (_req, res) => res.end('write ok'));
-  middlewareUrl = await serve((req, res) => (req.url?.startsWith('/write') ? write(req, res) : read(req, res)));
+  const read = paywall.protect({ ...minted, requires: { capabilities: ['read'] } }, (_req, res) =>
+    res.end('read ok'),
+  );
+  const write = paywall.protect({ ...minted, requires: { capabilities: ['write'] } }, (_req, res) =>
+    res.end('write ok'),
+  );
+  middlewareUrl = await serve((req, res) =>
+    req.url?.startsWith('/write') ? write(req, res) : read(req, res),
+  );
 
   // The operator's limits for the buyer: at most 60 sat in total.
   writeFileSync(join(home, 'config.yaml'), 'budget:\n  totalSats: 60\n');
@@ -104,7 +113,12 @@ const call = async (client: Client, name: string, args: Record<string, unknown> 
 async function stdioClient(args: string[], extraEnv: Record<string, string> = {}) {
   const client = new Client({ name: 'test-host', version: '1.0.0' });
   await client.connect(
-    new StdioClientTransport({ command: process.execPath, args: [bin, 'mcp', ...args], env: env(extraEnv), stderr: 'pipe' }),
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [bin, 'mcp', ...args],
+      env: env(extraEnv),
+      stderr: 'pipe',
+    }),
   );
   closers.push(() => client.close());
   return client;
@@ -145,12 +159,22 @@ describe('l402 mcp (stdio)', () => {
   it('quotes, pays once, then reuses the token without paying again', async () => {
     const url = `${gateway.url}/api/forecast`;
     const quote = await call(client, 'quote', { url });
-    expect(quote.structuredContent).toMatchObject({ status: 402, price: { sats: 21, needs_approval: false } });
+    expect(quote.structuredContent).toMatchObject({
+      status: 402,
+      price: { sats: 21, needs_approval: false },
+    });
     const first = await call(client, 'fetch', { url });
     expect(first.isError).toBeFalsy();
-    expect(first.structuredContent).toMatchObject({ status: 200, body: 'upstream /api/forecast', paid: { amount_sats: 21 } });
+    expect(first.structuredContent).toMatchObject({
+      status: 200,
+      body: 'upstream /api/forecast',
+      paid: { amount_sats: 21 },
+    });
     const second = await call(client, 'fetch', { url: `${gateway.url}/api/other` });
-    expect(second.structuredContent).toMatchObject({ status: 200, paid: { amount_sats: 0, reused_token: true } });
+    expect(second.structuredContent).toMatchObject({
+      status: 200,
+      paid: { amount_sats: 0, reused_token: true },
+    });
     const payments = await call(client, 'payments');
     expect(payments.structuredContent).toMatchObject({ count: 1 });
     const tokens = (await call(client, 'tokens', { origin: gateway.url })).structuredContent as {
@@ -175,14 +199,24 @@ describe('l402 mcp (stdio)', () => {
 
   it('delegates a narrowed token that works for its scope and fails outside it; never a wider one', async () => {
     const bought = await call(client, 'fetch', { url: `${middlewareUrl}/read` });
-    expect(bought.structuredContent).toMatchObject({ status: 200, body: 'read ok', paid: { amount_sats: 5 } });
+    expect(bought.structuredContent).toMatchObject({
+      status: 200,
+      body: 'read ok',
+      paid: { amount_sats: 5 },
+    });
     const widened = await call(client, 'delegate_token', {
       origin: middlewareUrl,
       caveats: ['docs_capabilities=read,write,admin'],
     });
     expect((widened.structuredContent as { error: { code: string } }).error.code).toBe('L402_CAVEAT_WIDENED');
-    const delegated = await call(client, 'delegate_token', { origin: middlewareUrl, caveats: ['docs_capabilities=read'] });
-    const { authorization, token } = delegated.structuredContent as { authorization: string; token: { caveats: string[] } };
+    const delegated = await call(client, 'delegate_token', {
+      origin: middlewareUrl,
+      caveats: ['docs_capabilities=read'],
+    });
+    const { authorization, token } = delegated.structuredContent as {
+      authorization: string;
+      token: { caveats: string[] };
+    };
     expect(token.caveats).toContain('docs_capabilities=read');
     const asSubAgent = (path: string) => fetch(`${middlewareUrl}${path}`, { headers: { authorization } });
     const readReply = await asSubAgent('/read');
@@ -197,10 +231,13 @@ describe('l402 mcp (stdio)', () => {
     const held = await call(server, 'fetch', { url: `${gateway.url}/api/held`, headers: {} });
     // The gateway token is cached from before: no payment needed, no approval asked.
     expect(held.structuredContent).toMatchObject({ status: 200, paid: { reused_token: true } });
-    const url = `${middlewareUrl}/write`;
+    // Another origin (the same app by another name): no token yet, so 5 sat to pay, over the threshold.
+    const url = `${middlewareUrl.replace('127.0.0.1', 'localhost')}/write`;
     const waiting = await call(server, 'fetch', { url });
     expect(waiting.isError).toBe(true);
-    const { error } = waiting.structuredContent as { error: { code: string; approval: { id: string; sats: number } } };
+    const { error } = waiting.structuredContent as {
+      error: { code: string; approval: { id: string; sats: number } };
+    };
     expect(error.code).toBe('L402_AGENT_APPROVAL_REQUIRED');
     expect(error.approval.sats).toBe(5);
     // The agent cannot approve; the operator does, with the CLI.
@@ -211,15 +248,22 @@ describe('l402 mcp (stdio)', () => {
     const paid = await call(server, 'fetch', { url, approval_id: error.approval.id });
     expect(paid.structuredContent).toMatchObject({ status: 200, body: 'write ok', paid: { amount_sats: 5 } });
     // An approval is used once.
-    const reused = await call(server, 'fetch', { url: `${middlewareUrl}/write?again`, approval_id: error.approval.id });
+    const reused = await call(server, 'fetch', { url: `${url}?again`, approval_id: error.approval.id });
     expect(reused.structuredContent).toMatchObject({ status: 200, paid: { reused_token: true } });
   });
 
   it('refuses private and loopback addresses unless the operator allows them', async () => {
     const strict = await stdioClient([]);
-    for (const url of [`${gateway.url}/api/x`, 'http://localhost:1/', 'http://[::1]:1/', 'http://169.254.169.254/latest']) {
+    for (const url of [
+      `${gateway.url}/api/x`,
+      'http://localhost:1/',
+      'http://[::1]:1/',
+      'http://169.254.169.254/latest',
+    ]) {
       const refused = await call(strict, 'fetch', { url });
-      expect((refused.structuredContent as { error: { code: string } }).error.code, url).toBe('L402_AGENT_FORBIDDEN');
+      expect((refused.structuredContent as { error: { code: string } }).error.code, url).toBe(
+        'L402_AGENT_FORBIDDEN',
+      );
     }
   });
 
@@ -236,7 +280,10 @@ describe('l402 mcp (stdio)', () => {
     const decoded = await call(client, 'decode_invoice', { invoice });
     expect(decoded.structuredContent).toMatchObject({ network: 'regtest', amount_sats: 40, expired: false });
     const token = await call(client, 'decode_token', { token: macaroon });
-    expect(token.structuredContent).toMatchObject({ version: 0, caveats: ['services=pricey:0', 'pricey_capabilities='] });
+    expect(token.structuredContent).toMatchObject({
+      version: 0,
+      caveats: ['services=pricey:0', 'pricey_capabilities='],
+    });
   });
 
   it('reads the wallet: balance and node info', async () => {
@@ -252,7 +299,18 @@ describe('l402 mcp --http', () => {
   it('serves the same tools over streamable HTTP, asks approval by elicitation, and wants its bearer token', async () => {
     const child = (await import('node:child_process')).spawn(
       process.execPath,
-      [bin, 'mcp', '--http', '--port', '0', '--allow-private', '--approval-threshold', '1', '--token', 'sekrit'],
+      [
+        bin,
+        'mcp',
+        '--http',
+        '--port',
+        '0',
+        '--allow-private',
+        '--approval-threshold',
+        '1',
+        '--token',
+        'sekrit',
+      ],
       { env: env(), stdio: ['ignore', 'ignore', 'pipe'] },
     );
     closers.push(async () => {
@@ -267,7 +325,11 @@ describe('l402 mcp --http', () => {
       });
       child.once('exit', (code) => reject(new Error(`l402 mcp --http exited ${code}: ${text}`)));
     });
-    const anonymous = await fetch(url, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    const anonymous = await fetch(url, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(anonymous.status).toBe(401);
 
     const asked: string[] = [];
@@ -277,15 +339,22 @@ describe('l402 mcp --http', () => {
       return { action: 'accept', content: { approve: true } };
     });
     await client.connect(
-      new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: 'Bearer sekrit' } } }),
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { authorization: 'Bearer sekrit' } },
+      }),
     );
     closers.push(() => client.close());
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(BUYER_TOOLS);
-    const paid = await call(client, 'fetch', { url: `${middlewareUrl}/read?fresh`, headers: { 'x-fresh': '1' } });
+    const paid = await call(client, 'fetch', {
+      url: `${middlewareUrl}/read?fresh`,
+      headers: { 'x-fresh': '1' },
+    });
     // The docs token bought over stdio is cached in the same $L402_HOME: reused, nothing to approve.
     expect(paid.structuredContent).toMatchObject({ status: 200, paid: { reused_token: true } });
-    const newOrigin = await call(client, 'fetch', { url: `${gateway.url.replace('127.0.0.1', 'localhost')}/api/x` });
+    const newOrigin = await call(client, 'fetch', {
+      url: `${gateway.url.replace('127.0.0.1', 'localhost')}/api/x`,
+    });
     expect(newOrigin.structuredContent).toMatchObject({ status: 200, paid: { amount_sats: 21 } });
     expect(asked).toEqual([expect.stringMatching(/^Pay 21 sat for GET http:\/\/localhost:\d+\/api\/x\?$/)]);
   });
@@ -293,14 +362,30 @@ describe('l402 mcp --http', () => {
 
 describe('l402 mcp --admin', () => {
   it('lists the operator tools and revokes a token through the admin API', async () => {
-    const admin = await stdioClient(['--admin', '--gateway', gateway.url, '--admin-macaroon', gateway.admin!.macaroonPath]);
+    const admin = await stdioClient([
+      '--admin',
+      '--gateway',
+      gateway.url,
+      '--admin-macaroon',
+      gateway.admin!.macaroonPath,
+    ]);
     const { tools } = await admin.listTools();
     expect(tools.map((t) => t.name)).toEqual(
-      expect.arrayContaining(['gateway_info', 'services_list', 'service_set', 'transactions', 'tokens_list', 'token_revoke', 'stats']),
+      expect.arrayContaining([
+        'gateway_info',
+        'services_list',
+        'service_set',
+        'transactions',
+        'tokens_list',
+        'token_revoke',
+        'stats',
+      ]),
     );
     const services = await call(admin, 'services_list');
     expect(JSON.stringify(services.structuredContent)).toContain('"api"');
-    const sold = (await call(admin, 'tokens_list')).structuredContent as { tokens: { token_id: string; service_name: string }[] };
+    const sold = (await call(admin, 'tokens_list')).structuredContent as {
+      tokens: { token_id: string; service_name: string }[];
+    };
     const apiToken = sold.tokens.find((t) => t.service_name === 'api');
     expect(apiToken).toBeDefined();
     const revoked = await call(admin, 'token_revoke', { token_id: apiToken!.token_id });
@@ -309,7 +394,13 @@ describe('l402 mcp --admin', () => {
     const buyer = await stdioClient(['--allow-private']);
     const after = await call(buyer, 'quote', { url: `${gateway.url}/api/after-revoke` });
     expect(after.structuredContent).toMatchObject({ status: 402 });
-    const wrong = await stdioClient(['--admin', '--gateway', gateway.url, '--admin-macaroon', join(home, 'config.yaml')]);
+    const wrong = await stdioClient([
+      '--admin',
+      '--gateway',
+      gateway.url,
+      '--admin-macaroon',
+      join(home, 'config.yaml'),
+    ]);
     expect((await call(wrong, 'services_list')).isError).toBe(true);
   });
 });

@@ -16,15 +16,15 @@
  * l402 mcp approve 1f2e3d4c5b6a7980
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { Command } from 'commander';
 import { Approvals, Tools } from 'l402/agent';
 import { withFileLock, writeAtomic } from 'l402/client/node';
-import { readFile } from 'node:fs/promises';
 import { type Run, UsageError, untilSignal } from './cli.js';
 import * as Config from './config.js';
 import * as Session from './session.js';
@@ -61,11 +61,14 @@ export function policyOf(options: McpOptions, env: NodeJS.ProcessEnv = process.e
     }
   }
   const threshold = options.approvalThreshold ?? env.L402_MCP_APPROVAL_THRESHOLD;
-  const allowPrivate = options.allowPrivate === true || /^(1|true|yes)$/i.test(env.L402_MCP_ALLOW_PRIVATE ?? '');
+  const allowPrivate =
+    options.allowPrivate === true || /^(1|true|yes)$/i.test(env.L402_MCP_ALLOW_PRIVATE ?? '');
   return {
     ...(origins !== undefined ? { allowedOrigins: origins } : {}),
     allowPrivate,
-    ...(threshold !== undefined ? { approvalThresholdSats: Config.satoshis(threshold, '--approval-threshold') } : {}),
+    ...(threshold !== undefined
+      ? { approvalThresholdSats: Config.satoshis(threshold, '--approval-threshold') }
+      : {}),
   };
 }
 
@@ -119,12 +122,18 @@ export function buyerServer(context: Tools.Context, version: string): McpServer 
         title: tool.title,
         description: tool.description,
         inputSchema: tool.input,
-        annotations: { readOnlyHint: tool.readOnly, openWorldHint: tool.name === 'fetch' || tool.name === 'quote' },
+        annotations: {
+          readOnlyHint: tool.readOnly,
+          openWorldHint: tool.name === 'fetch' || tool.name === 'quote',
+        },
       },
       async (args: Record<string, unknown>) => {
         try {
           const result = await tool.run(args as never);
-          return { content: [{ type: 'text' as const, text: JSON.stringify(result, null, 2) }], structuredContent: result };
+          return {
+            content: [{ type: 'text' as const, text: JSON.stringify(result, null, 2) }],
+            structuredContent: result,
+          };
         } catch (error) {
           const failure = { error: Tools.errorOf(error) };
           return {
@@ -157,7 +166,8 @@ export async function serveHttp(
   };
   const http = createServer(async (req, res) => {
     try {
-      if (new URL(req.url ?? '/', 'http://x').pathname !== '/mcp') return reply(res, 404, 'not found: the MCP endpoint is /mcp');
+      if (new URL(req.url ?? '/', 'http://x').pathname !== '/mcp')
+        return reply(res, 404, 'not found: the MCP endpoint is /mcp');
       if (!authorized(req)) return reply(res, 401, 'unauthorized: send Authorization: Bearer <token>');
       const id = req.headers['mcp-session-id'];
       let transport = typeof id === 'string' ? sessions.get(id) : undefined;
@@ -216,7 +226,11 @@ export function registerMcp(program: Command, run: Run, version: string): void {
     .option('--host <address>', 'HTTP address to bind', '127.0.0.1')
     .option('--port <n>', 'HTTP port (0: any free port)', '3402')
     .option('--token <secret>', 'require Authorization: Bearer <secret> over HTTP (or L402_MCP_TOKEN)')
-    .option('--allow-origin <origin>', 'an origin the agent may call (repeatable; default any public one)', repeatable)
+    .option(
+      '--allow-origin <origin>',
+      'an origin the agent may call (repeatable; default any public one)',
+      repeatable,
+    )
     .option('--allow-private', 'let the agent reach loopback and private addresses (development, the devnet)')
     .option('--approval-threshold <sats>', 'payments above this many sats need the human’s approval')
     .option('--admin', 'serve the gateway operator’s tools (admin API) instead of the buyer’s')
@@ -228,7 +242,9 @@ export function registerMcp(program: Command, run: Run, version: string): void {
     .action(async (options: McpOptions) => {
       const settings = Config.load({
         ...(options.wallet !== undefined ? { wallets: options.wallet } : {}),
-        ...(options.maxCost !== undefined ? { maxCostSats: Config.satoshis(options.maxCost, '--max-cost') } : {}),
+        ...(options.maxCost !== undefined
+          ? { maxCostSats: Config.satoshis(options.maxCost, '--max-cost') }
+          : {}),
         ...(options.maxFee !== undefined ? { maxFeeSats: Config.satoshis(options.maxFee, '--max-fee') } : {}),
       });
       let make: () => McpServer;
@@ -246,16 +262,8 @@ export function registerMcp(program: Command, run: Run, version: string): void {
             kind: session.wallet.kind,
             pay: (r, o) => session.wallet.pay(r, o),
             lookupPayment: (h) => session.wallet.lookupPayment(h),
-            info: async () => {
-              const w = await session.connect();
-              if (w.info === undefined) throw new Error(`wallet ${w.kind} cannot report node info`);
-              return w.info();
-            },
-            balance: async () => {
-              const w = (await session.connect()) as Tools.AgentWallet;
-              if (w.balance === undefined) throw new Error(`wallet ${w.kind} cannot report a balance`);
-              return w.balance();
-            },
+            info: async () => (await session.backend()).info(),
+            balance: async () => (await session.backend()).balance(),
           },
           store: session.store,
           ledger: session.ledger,
@@ -272,9 +280,14 @@ export function registerMcp(program: Command, run: Run, version: string): void {
       try {
         if (options.http) {
           const port = Number(options.port);
-          if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${options.port}: not a port`);
+          if (!Number.isInteger(port) || port < 0 || port > 65535)
+            throw new UsageError(`--port ${options.port}: not a port`);
           const token = options.token ?? process.env.L402_MCP_TOKEN;
-          const served = await serveHttp(make, { host: options.host ?? '127.0.0.1', port, ...(token ? { token } : {}) });
+          const served = await serveHttp(make, {
+            host: options.host ?? '127.0.0.1',
+            port,
+            ...(token ? { token } : {}),
+          });
           run.io.stderr(`l402 mcp: serving ${options.admin ? 'operator' : 'buyer'} tools at ${served.url}\n`);
           await untilSignal();
           await served.close();
@@ -301,7 +314,9 @@ export function registerMcp(program: Command, run: Run, version: string): void {
     .action(async (id: string) => {
       const granted = await fileApprovals(Config.load().home).grant(id);
       if (granted === undefined) throw new UsageError(`no pending approval ${id} (it may have expired)`);
-      run.io.stdout(`approved: ${granted.sats} sat for ${granted.method} ${granted.url} (until ${new Date(granted.expiresAt).toISOString()})\n`);
+      run.io.stdout(
+        `approved: ${granted.sats} sat for ${granted.method} ${granted.url} (until ${new Date(granted.expiresAt).toISOString()})\n`,
+      );
     });
 
   mcp

@@ -31,7 +31,10 @@ const query = (values: Record<string, unknown>) => {
   return text === '' ? '' : `?${text}`;
 };
 
-const SERVICE_NAME = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).describe('service name');
+const SERVICE_NAME = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+  .describe('service name');
 
 /**
  * The operator tools, bound to one gateway and macaroon.
@@ -58,7 +61,8 @@ export function adminTools(options: AdminOptions, home: string): AdminTool[] {
     {
       name: 'services_list',
       title: 'Paid services',
-      description: 'Every service the gateway sells: name, route (host/path regexps), upstream, price in sats, auth.',
+      description:
+        'Every service the gateway sells: name, route (host/path regexps), upstream, price in sats, auth.',
       input: {},
       annotations: { readOnlyHint: true },
       run: () => api('GET', 'api/admin/services'),
@@ -136,7 +140,12 @@ export function adminTools(options: AdminOptions, home: string): AdminTool[] {
       name: 'token_revoke',
       title: 'Revoke a token',
       description: 'Refuse a token from now on, on every gateway instance sharing the store.',
-      input: { token_id: z.string().regex(/^[0-9a-f]{64}$/).describe('64 hex digits') },
+      input: {
+        token_id: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/)
+          .describe('64 hex digits'),
+      },
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true },
       run: (a) => api('DELETE', `api/admin/tokens/${a.token_id}`),
     },
@@ -174,14 +183,26 @@ export async function adminServer(
     for (const tool of tools) {
       server.registerTool(
         tool.name,
-        { title: tool.title, description: tool.description, inputSchema: tool.input, annotations: tool.annotations },
+        {
+          title: tool.title,
+          description: tool.description,
+          inputSchema: tool.input,
+          annotations: tool.annotations,
+        },
         async (args: Record<string, unknown>) => {
           try {
             const result = (await tool.run(args)) as Record<string, unknown>;
-            return { content: [{ type: 'text' as const, text: JSON.stringify(result, null, 2) }], structuredContent: result };
+            return {
+              content: [{ type: 'text' as const, text: JSON.stringify(result, null, 2) }],
+              structuredContent: result,
+            };
           } catch (error) {
             const failure = { error: { code: 'L402_ADMIN_ERROR', message: (error as Error).message } };
-            return { isError: true, content: [{ type: 'text' as const, text: JSON.stringify(failure) }], structuredContent: failure };
+            return {
+              isError: true,
+              content: [{ type: 'text' as const, text: JSON.stringify(failure) }],
+              structuredContent: failure,
+            };
           }
         },
       );

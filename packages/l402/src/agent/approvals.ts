@@ -94,8 +94,7 @@ export function over(storage: Storage, now: () => number = Date.now): Approvals 
         const all = live(await storage.read());
         const found = all.find((p) => p.id === id);
         const ok =
-          found !== undefined &&
-          found.granted &&
+          found?.granted === true &&
           found.url === request.url &&
           found.method === request.method &&
           request.sats <= found.sats;

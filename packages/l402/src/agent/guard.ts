@@ -30,7 +30,9 @@ export interface Policy {
 
 const v4 = (text: string): number[] | undefined => {
   const parts = text.split('.').map(Number);
-  return parts.length === 4 && parts.every((n) => Number.isInteger(n) && n >= 0 && n <= 255) ? parts : undefined;
+  return parts.length === 4 && parts.every((n) => Number.isInteger(n) && n >= 0 && n <= 255)
+    ? parts
+    : undefined;
 };
 
 /** Whether an IP address is not on the public internet (RFC 6890 special-purpose ranges and kin). */
@@ -71,7 +73,7 @@ export function isInternal(address: string): boolean {
       (first & 0xffc0) === 0xfe80 || // link-local fe80::/10
       (first & 0xffc0) === 0xfec0 || // site-local fec0::/10
       (first & 0xff00) === 0xff00 || // multicast
-      first === 0x2001 && lower.startsWith('2001:db8') || // documentation
+      (first === 0x2001 && lower.startsWith('2001:db8')) || // documentation
       first === 0x64 || // 64:ff9b::/96 NAT64 written without a dotted tail
       first === 0
     );
@@ -102,13 +104,19 @@ function originAllowed(url: URL, allowed: readonly string[] | undefined): boolea
  */
 export function check(url: URL, policy: Policy): void {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new AgentError('L402_AGENT_FORBIDDEN', `only http and https URLs can be fetched, not ${url.protocol}`);
+    throw new AgentError(
+      'L402_AGENT_FORBIDDEN',
+      `only http and https URLs can be fetched, not ${url.protocol}`,
+    );
   }
   if (url.username !== '' || url.password !== '') {
     throw new AgentError('L402_AGENT_FORBIDDEN', 'URLs with credentials in them are refused');
   }
   if (!originAllowed(url, policy.allowedOrigins)) {
-    throw new AgentError('L402_AGENT_FORBIDDEN', `${url.origin} is not among the origins the operator allows`);
+    throw new AgentError(
+      'L402_AGENT_FORBIDDEN',
+      `${url.origin} is not among the origins the operator allows`,
+    );
   }
   const host = hostOf(url);
   const internalName = host === 'localhost' || host.endsWith('.localhost') || host.endsWith('.internal');
@@ -120,7 +128,11 @@ export function check(url: URL, policy: Policy): void {
   }
 }
 
-type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  error: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
 
 /** A `dns.lookup` that fails for names resolving to any internal address. */
 function guardedLookup(hostname: string, options: object, callback: LookupCallback): void {

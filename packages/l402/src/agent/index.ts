@@ -9,6 +9,6 @@
  * const tools = Tools.buyer({ wallet, store, ledger, policy: { allowedOrigins: ['https://api.example'] } });
  */
 export * as Approvals from './approvals.js';
-export { AgentError } from './guard.js';
 export * as Guard from './guard.js';
+export { AgentError } from './guard.js';
 export * as Tools from './tools.js';

@@ -14,16 +14,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { createFetch, type FetchLike, type PayingFetch } from '../client/fetch.js';
-import * as Delegate from '../client/delegate.js';
-import type * as Ledger from '../client/Ledger.js';
-import * as TokenStore from '../client/TokenStore.js';
-import type * as Wallet from '../client/Wallet.js';
 import * as Credential from '../Credential.js';
+import * as Delegate from '../client/delegate.js';
+import { createFetch, type FetchLike, type PayingFetch } from '../client/fetch.js';
+import type * as Ledger from '../client/Ledger.js';
+import type * as TokenStore from '../client/TokenStore.js';
+import type * as Wallet from '../client/Wallet.js';
 import { L402Error } from '../Errors.js';
-import { toHex } from '../internal/bytes.js';
 import * as Identifier from '../Identifier.js';
 import * as Invoice from '../Invoice.js';
+import { toHex } from '../internal/bytes.js';
 import type { Balance, NodeInfo } from '../lightning/Backend.js';
 import * as Macaroon from '../Macaroon.js';
 import * as Approvals from './approvals.js';
@@ -86,7 +86,9 @@ const origin = (url: string) => {
 };
 
 const isText = (type: string) =>
-  /^text\/|[/+](json|xml|javascript|csv|yaml|x-www-form-urlencoded)\b|^application\/(problem\+)?json/i.test(type);
+  /^text\/|[/+](json|xml|javascript|csv|yaml|x-www-form-urlencoded)\b|^application\/(problem\+)?json/i.test(
+    type,
+  );
 
 /** A stored token as the model may see it: no preimage, no credential. */
 function describeToken(t: TokenStore.StoredToken, nowMs: number) {
@@ -130,24 +132,35 @@ export function buyer(context: Context): Tool[] {
   const filesDir = context.filesDir ?? join(tmpdir(), 'l402-agent');
 
   /** A paying fetch for one call: the operator's limits, lowered by `max_sats`, with approvals in the wallet. */
-  const payingFetch = (call: { url: string; method: string; maxSats?: number; approvalId?: string }): PayingFetch => {
+  const payingFetch = (call: {
+    url: string;
+    method: string;
+    maxSats?: number;
+    approvalId?: string;
+  }): PayingFetch => {
     const ceiling = Math.min(maxCost, call.maxSats ?? Number.POSITIVE_INFINITY);
     const threshold = policy.approvalThresholdSats;
     const inner = context.wallet;
     const wallet: Wallet.Wallet = {
       kind: inner.kind,
       ...(inner.network !== undefined ? { network: inner.network } : {}),
-      ...(inner.info !== undefined ? { info: () => (inner.info as () => Promise<NodeInfo>).call(inner) } : {}),
+      ...(inner.info !== undefined
+        ? { info: () => (inner.info as () => Promise<NodeInfo>).call(inner) }
+        : {}),
       lookupPayment: (hash) => inner.lookupPayment(hash),
       pay: async (paymentRequest, options) => {
         const sats = Number((Invoice.decode(paymentRequest).amountMsat ?? 0n) / 1000n);
         if (threshold !== undefined && sats > threshold) {
           const request: Approvals.Request = { url: call.url, method: call.method, sats };
-          const granted = call.approvalId !== undefined && (await approvals.consume(call.approvalId, request));
+          const granted =
+            call.approvalId !== undefined && (await approvals.consume(call.approvalId, request));
           if (!granted) {
             const answer = await context.approve?.(request);
             if (answer === false) {
-              throw new Guard.AgentError('L402_AGENT_DECLINED', `the operator declined paying ${sats} sat for ${call.url}`);
+              throw new Guard.AgentError(
+                'L402_AGENT_DECLINED',
+                `the operator declined paying ${sats} sat for ${call.url}`,
+              );
             }
             if (answer !== true) {
               const pending = await approvals.request(request);
@@ -175,7 +188,8 @@ export function buyer(context: Context): Tool[] {
   async function bodyOf(response: Response): Promise<Record<string, unknown>> {
     const bytes = new Uint8Array(await response.arrayBuffer());
     const type = response.headers.get('content-type') ?? '';
-    const text = isText(type) || (type === '' && !bytes.includes(0)) ? new TextDecoder().decode(bytes) : undefined;
+    const text =
+      isText(type) || (type === '' && !bytes.includes(0)) ? new TextDecoder().decode(bytes) : undefined;
     if (text !== undefined && bytes.length <= maxInline) return { body: text, body_bytes: bytes.length };
     await mkdir(filesDir, { recursive: true, mode: 0o700 });
     const file = join(filesDir, `body-${now()}-${toHex(crypto.getRandomValues(new Uint8Array(6)))}`);
@@ -198,15 +212,24 @@ export function buyer(context: Context): Tool[] {
         'or binary bodies) and what was paid. Use `quote` first when you only need the price.',
       input: {
         url: z.string().describe('absolute http(s) URL'),
-        method: z.string().regex(/^[A-Za-z]{1,16}$/).default('GET').describe('HTTP method, GET by default'),
+        method: z
+          .string()
+          .regex(/^[A-Za-z]{1,16}$/)
+          .default('GET')
+          .describe('HTTP method, GET by default'),
         headers: z.record(z.string(), z.string()).optional().describe('request headers'),
         body: z.string().max(1_000_000).optional().describe('request body (text)'),
-        max_sats: z.number().int().nonnegative().optional().describe('most this call may pay (only lowers the operator’s limit)'),
+        max_sats: z
+          .number()
+          .int()
+          .nonnegative()
+          .optional()
+          .describe('most this call may pay (only lowers the operator’s limit)'),
         approval_id: z.string().optional().describe('id of a payment approval the operator granted'),
       },
       readOnly: false,
       async run({ url, method, headers, body, max_sats, approval_id }) {
-        origin(url);
+        Guard.check(new URL(origin(url) && url), policy);
         const f = payingFetch({
           url,
           method: method.toUpperCase(),
@@ -247,11 +270,14 @@ export function buyer(context: Context): Tool[] {
         'token already covers it).',
       input: {
         url: z.string().describe('absolute http(s) URL'),
-        method: z.string().regex(/^[A-Za-z]{1,16}$/).default('GET'),
+        method: z
+          .string()
+          .regex(/^[A-Za-z]{1,16}$/)
+          .default('GET'),
       },
       readOnly: true,
       async run({ url, method }) {
-        origin(url);
+        Guard.check(new URL(origin(url) && url), policy);
         const q = await payingFetch({ url, method }).quote(url, { method: method.toUpperCase() });
         const threshold = policy.approvalThresholdSats;
         return {
@@ -285,14 +311,20 @@ export function buyer(context: Context): Tool[] {
         const spentHour = await context.ledger.spent({ sinceMs: t - 3_600_000 });
         const spentDay = await context.ledger.spent({ sinceMs: t - 86_400_000 });
         const spentTotal = await context.ledger.spent();
-        const left = (limit: number | undefined, spent: number) => (limit === undefined ? null : Math.max(0, limit - spent));
+        const left = (limit: number | undefined, spent: number) =>
+          limit === undefined ? null : Math.max(0, limit - spent);
         const o = forOrigin === undefined ? undefined : origin(forOrigin);
         const spentOrigin = o === undefined ? undefined : await context.ledger.spent({ origin: o });
         return {
           max_sats_per_call: maxCost,
           approval_threshold_sats: policy.approvalThresholdSats ?? null,
           limits,
-          spent: { last_hour: spentHour, last_day: spentDay, total: spentTotal, ...(o ? { origin: spentOrigin } : {}) },
+          spent: {
+            last_hour: spentHour,
+            last_day: spentDay,
+            total: spentTotal,
+            ...(o ? { origin: spentOrigin } : {}),
+          },
           remaining: {
             per_hour: left(limits.perHourSats, spentHour),
             per_day: left(limits.perDaySats, spentDay),
@@ -305,14 +337,17 @@ export function buyer(context: Context): Tool[] {
     define({
       name: 'payments',
       title: 'Payments made',
-      description: 'The ledger: every payment made (time, origin, path, amount, fee, payment hash), newest first.',
+      description:
+        'The ledger: every payment made (time, origin, path, amount, fee, payment hash), newest first.',
       input: {
         origin: z.string().optional(),
         limit: z.number().int().min(1).max(1000).default(50),
       },
       readOnly: true,
       async run({ origin: forOrigin, limit }) {
-        const all = await context.ledger.payments(forOrigin === undefined ? {} : { origin: origin(forOrigin) });
+        const all = await context.ledger.payments(
+          forOrigin === undefined ? {} : { origin: origin(forOrigin) },
+        );
         const newest = [...all].sort((a, b) => b.time - a.time).slice(0, limit);
         return {
           count: all.length,
@@ -344,18 +379,37 @@ export function buyer(context: Context): Tool[] {
       input: {
         origin: z.string().describe('origin of the cached token'),
         caveats: z.array(z.string().min(3).max(4096)).min(1).max(32).describe('key=value caveats to add'),
-        token_id: z.string().regex(/^[0-9a-f]{64}$/).optional().describe('which token, when the origin has several'),
-        valid_for_seconds: z.number().int().positive().optional().describe('also expire the copy this many seconds from now'),
+        token_id: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/)
+          .optional()
+          .describe('which token, when the origin has several'),
+        valid_for_seconds: z
+          .number()
+          .int()
+          .positive()
+          .optional()
+          .describe('also expire the copy this many seconds from now'),
       },
       readOnly: true,
       async run({ origin: forOrigin, caveats, token_id, valid_for_seconds }) {
         const o = origin(forOrigin);
         const paid = (await context.store.list(o)).filter(
-          (t) => t.state === 'paid' && t.scheme !== 'Payment' && (token_id === undefined || t.tokenId === token_id),
+          (t) =>
+            t.state === 'paid' &&
+            t.scheme !== 'Payment' &&
+            (token_id === undefined || t.tokenId === token_id),
         );
-        if (paid.length === 0) throw new Guard.AgentError('L402_AGENT_INPUT', `no paid token for ${o}${token_id ? ` with id ${token_id}` : ''}`);
+        if (paid.length === 0)
+          throw new Guard.AgentError(
+            'L402_AGENT_INPUT',
+            `no paid token for ${o}${token_id ? ` with id ${token_id}` : ''}`,
+          );
         if (paid.length > 1) {
-          throw new Guard.AgentError('L402_AGENT_INPUT', `${paid.length} tokens for ${o}: name one with token_id`);
+          throw new Guard.AgentError(
+            'L402_AGENT_INPUT',
+            `${paid.length} tokens for ${o}: name one with token_id`,
+          );
         }
         const source = paid[0] as TokenStore.StoredToken;
         const extra = [...caveats];
@@ -379,7 +433,10 @@ export function buyer(context: Context): Tool[] {
       readOnly: true,
       async run() {
         if (context.wallet.balance === undefined) {
-          throw new Guard.AgentError('L402_AGENT_UNSUPPORTED', `this wallet (${context.wallet.kind}) cannot report a balance`);
+          throw new Guard.AgentError(
+            'L402_AGENT_UNSUPPORTED',
+            `this wallet (${context.wallet.kind}) cannot report a balance`,
+          );
         }
         const b = await context.wallet.balance();
         return {
@@ -392,7 +449,8 @@ export function buyer(context: Context): Tool[] {
     define({
       name: 'node_info',
       title: 'Lightning node',
-      description: 'Read-only state of the paying node through its wallet API: id, alias, network, block height, balances.',
+      description:
+        'Read-only state of the paying node through its wallet API: id, alias, network, block height, balances.',
       input: {},
       readOnly: true,
       async run() {
@@ -413,7 +471,8 @@ export function buyer(context: Context): Tool[] {
     define({
       name: 'decode_invoice',
       title: 'Decode a BOLT11 invoice',
-      description: 'Amount, network, payment hash, description, expiry and payee of a Lightning invoice (signature checked).',
+      description:
+        'Amount, network, payment hash, description, expiry and payee of a Lightning invoice (signature checked).',
       input: { invoice: z.string().min(10).max(8192) },
       readOnly: true,
       async run({ invoice }) {
@@ -475,7 +534,10 @@ export function errorOf(error: unknown): { code: string; message: string; approv
   }
   if (error instanceof L402Error) return { code: error.code, message: error.message };
   if (error instanceof z.ZodError) {
-    return { code: 'L402_AGENT_INPUT', message: error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
+    return {
+      code: 'L402_AGENT_INPUT',
+      message: error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+    };
   }
   return { code: 'L402_AGENT_ERROR', message: error instanceof Error ? error.message : String(error) };
 }

@@ -60,12 +60,19 @@ export interface Delegated {
  * @example
  * const { credential } = Delegate.attenuate(token, [`weather_valid_until=${now + 600}`]);
  */
-export function attenuate(token: TokenStore.StoredToken, caveats: readonly string[], nowMs = Date.now()): Delegated {
+export function attenuate(
+  token: TokenStore.StoredToken,
+  caveats: readonly string[],
+  nowMs = Date.now(),
+): Delegated {
   if (token.state !== 'paid' || token.preimage === undefined) {
     throw new VerificationError('L402_CAVEAT_UNSATISFIED', 'only a paid token can be delegated');
   }
   if (token.scheme === 'Payment') {
-    throw new VerificationError('L402_CAVEAT_UNSATISFIED', 'an MPP charge credential is single use: it cannot be delegated');
+    throw new VerificationError(
+      'L402_CAVEAT_UNSATISFIED',
+      'an MPP charge credential is single use: it cannot be delegated',
+    );
   }
   if (caveats.length === 0) throw new CaveatFormatError('delegating needs at least one caveat to add');
   const macaroon = Macaroon.decode(token.macaroon);

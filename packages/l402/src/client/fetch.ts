@@ -113,6 +113,12 @@ export interface PayingFetch extends FetchLike {
 
 const infos = new WeakMap<Response, PaymentInfo>();
 
+/** `/pricey/x/y` → `/pricey`; `/` and `/x` → themselves. */
+const firstSegment = (path: string) => {
+  const end = path.indexOf('/', 1);
+  return end < 0 ? path : path.slice(0, end);
+};
+
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\]|.+\.localhost)$/i;
 
 /** Throws {@link InsecureTransportError} for plain http to a host that is not loopback. */
@@ -304,10 +310,6 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
     const origin = url.origin;
     return store.withLock(origin, async () => {
       await resolvePending(origin);
-      if (rejected !== undefined) {
-        await store.remove(origin, rejected.paymentHash);
-        headerCache.delete(rejected.paymentHash);
-      }
       const fresh = await store.find(origin, url.pathname, now());
       if (fresh !== undefined && fresh.paymentHash !== rejected?.paymentHash)
         return { token: fresh, paid: false };
@@ -320,7 +322,19 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
         nowMs: now(),
         ...(options.prefer !== undefined ? { prefer: options.prefer } : {}),
       });
-      const path = offer.path ?? '/';
+      // One origin may sell several services (an Aperture with many `services`): a token refused here
+      // because the server wants ANOTHER service is still good for its own, so it is kept, and the new
+      // token is scoped to this path's first segment (the longest scope covering a path wins). A token
+      // refused for its own service (expired, revoked) is dropped and repaid once.
+      const otherService =
+        rejected?.services !== undefined &&
+        offer.services !== undefined &&
+        !offer.services.some((s) => rejected.services?.includes(s));
+      if (rejected !== undefined && !otherService) {
+        await store.remove(origin, rejected.paymentHash);
+        headerCache.delete(rejected.paymentHash);
+      }
+      const path = offer.path ?? (otherService ? firstSegment(url.pathname) : '/');
       // Check the budget and reserve the amount in one step, then make the payment durable as pending.
       await ledger.reserve(
         {
