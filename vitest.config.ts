@@ -11,6 +11,8 @@ export default defineConfig({
       { find: /^l402\/lightning$/, replacement: `${src('l402')}lightning/index.ts` },
       { find: /^l402\/client$/, replacement: `${src('l402')}client/index.ts` },
       { find: /^l402\/client\/node$/, replacement: `${src('l402')}client/node.ts` },
+      { find: /^l402\/agent$/, replacement: `${src('l402')}agent/index.ts` },
+      { find: /^l402\/agent\/(langchain|ai)$/, replacement: `${src('l402')}agent/$1.ts` },
       { find: /^l402\/stores\/(.*)$/, replacement: `${src('l402')}server/stores/$1.ts` },
       { find: /^l402\/mpp$/, replacement: `${src('l402')}mpp/index.ts` },
       { find: /^l402\/mpp\/server$/, replacement: `${src('l402')}mpp/Server.ts` },

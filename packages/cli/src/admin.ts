@@ -44,7 +44,12 @@ function macaroonHex(options: Connection): string {
 }
 
 /** One admin API call; resolves with the parsed JSON of a 2xx answer, throws with the API's message otherwise. */
-async function call(options: Connection, method: string, path: string, body?: unknown): Promise<unknown> {
+export async function call(
+  options: Connection,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const base = options.url ?? process.env.L402_GATEWAY_URL ?? DEFAULT_URL;
   let url: URL;
   try {

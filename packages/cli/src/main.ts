@@ -86,16 +86,19 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       if (context.error) missingCommandOf = context.command;
     });
   registerToken(program, run);
-  // The devnet, the gateway and the admin client weigh 3x the rest to load: commands that need neither start without them.
+  // The devnet, the gateway and the MCP SDK weigh 3x the rest to load: commands that need none of them
+  // start without them.
   if (!LIGHT.has(argv[0] ?? '')) {
-    const [{ registerDevnet }, { registerGateway }, { registerAdmin }] = await Promise.all([
+    const [{ registerDevnet }, { registerGateway }, { registerAdmin }, { registerMcp }] = await Promise.all([
       import('./devnet.js'),
       import('./gateway.js'),
       import('./admin.js'),
+      import('./mcp.js'),
     ]);
     registerDevnet(program, run);
     registerGateway(program, run);
     registerAdmin(program, run);
+    registerMcp(program, run, version);
   }
   registerGet(program, run);
   registerTokens(program, run);

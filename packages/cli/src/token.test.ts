@@ -312,7 +312,7 @@ describe('bad input: exit 2 and exactly one line on stderr', () => {
     [
       'no command',
       [],
-      "missing command: one of token, devnet, gateway, admin, get, tokens, wallet, budget, config (see 'l402 --help')",
+      "missing command: one of token, devnet, gateway, admin, mcp, get, tokens, wallet, budget, config (see 'l402 --help')",
     ],
     [
       'no token subcommand',

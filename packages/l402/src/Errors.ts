@@ -33,7 +33,17 @@ export type Code =
   | BackendCode
   | StoreCode
   | 'L402_MIDDLEWARE_CONFIG'
-  | ClientCode;
+  | ClientCode
+  | AgentCode;
+
+/** Codes of the agent tools (`l402/agent`): forbidden destination, bad input, declined or pending approval. */
+export type AgentCode =
+  | 'L402_AGENT_FORBIDDEN'
+  | 'L402_AGENT_INPUT'
+  | 'L402_AGENT_DECLINED'
+  | 'L402_AGENT_APPROVAL_REQUIRED'
+  | 'L402_AGENT_UNSUPPORTED'
+  | 'L402_AGENT_ERROR';
 
 /** Base class of every l402 error. */
 export class L402Error extends Error {
