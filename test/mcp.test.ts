@@ -21,6 +21,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import * as NodeL402 from 'l402/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { policyOf } from '../packages/cli/src/mcp.js';
 
 const bin = fileURLToPath(new URL('../packages/cli/bin/l402.js', import.meta.url));
 const home = mkdtempSync(join(tmpdir(), 'l402-mcp-'));
@@ -402,5 +403,37 @@ describe('l402 mcp --admin', () => {
       join(home, 'config.yaml'),
     ]);
     expect((await call(wrong, 'services_list')).isError).toBe(true);
+  });
+});
+
+describe('the agent policy', () => {
+  it('comes from flags, else L402_MCP_* variables, else config.yaml; bad origins are refused', () => {
+    const file = { allowedOrigins: ['https://file.example'], allowPrivate: true, approvalThresholdSats: 7 };
+    expect(policyOf({}, {}, file)).toEqual(file);
+    expect(
+      policyOf(
+        {},
+        {
+          L402_MCP_ALLOWED_ORIGINS: 'https://a.example, https://*.b.example',
+          L402_MCP_ALLOW_PRIVATE: '0',
+          L402_MCP_APPROVAL_THRESHOLD: '9',
+        },
+        file,
+      ),
+    ).toEqual({
+      allowedOrigins: ['https://a.example', 'https://*.b.example'],
+      allowPrivate: false,
+      approvalThresholdSats: 9,
+    });
+    expect(
+      policyOf(
+        { allowOrigin: ['https://flag.example'], allowPrivate: true, approvalThreshold: '1' },
+        { L402_MCP_APPROVAL_THRESHOLD: '9' },
+        file,
+      ),
+    ).toEqual({ allowedOrigins: ['https://flag.example'], allowPrivate: true, approvalThresholdSats: 1 });
+    expect(policyOf({}, {}, {})).toEqual({ allowPrivate: false });
+    expect(() => policyOf({ allowOrigin: ['ftp://x'] })).toThrow(/allowed origin ftp:\/\/x/);
+    expect(() => policyOf({ allowOrigin: ['https://a.example/path'] })).toThrow();
   });
 });

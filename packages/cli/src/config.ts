@@ -64,6 +64,15 @@ export interface Settings {
   readonly sources: Readonly<Record<string, Source>>;
   /** Things the user should fix that do not stop the command (a config.yaml with wallet secrets others can read). */
   readonly warnings: readonly string[];
+  /** config.yaml's `mcp:` section: the agent policy of `l402 mcp` (its flags and `L402_MCP_*` win). */
+  readonly mcp: McpPolicy;
+}
+
+/** The operator's policy for agents (`l402 mcp`), as config.yaml states it. */
+export interface McpPolicy {
+  readonly allowedOrigins?: readonly string[];
+  readonly allowPrivate?: boolean;
+  readonly approvalThresholdSats?: number;
 }
 
 /** What command-line flags may set. */
@@ -88,6 +97,13 @@ const FileSchema = z.strictObject({
       perHourSats: sats.optional(),
       perDaySats: sats.optional(),
       totalSats: sats.optional(),
+    })
+    .optional(),
+  mcp: z
+    .strictObject({
+      allowedOrigins: z.array(z.string().min(1)).optional(),
+      allowPrivate: z.boolean().optional(),
+      approvalThresholdSats: sats.optional(),
     })
     .optional(),
 });
@@ -244,6 +260,7 @@ export function load(flags: Flags = {}, env: NodeJS.ProcessEnv = process.env): S
     budget,
     sources,
     warnings,
+    mcp: file.mcp ?? {},
   };
 }
 

@@ -45,8 +45,12 @@ export interface McpOptions {
   readonly maxFee?: string;
 }
 
-/** The agent policy from flags, else `L402_MCP_*`. */
-export function policyOf(options: McpOptions, env: NodeJS.ProcessEnv = process.env): Tools.Policy {
+/** The agent policy: flags, else `L402_MCP_*`, else config.yaml's `mcp:` section. */
+export function policyOf(
+  options: McpOptions,
+  env: NodeJS.ProcessEnv = process.env,
+  file: Config.McpPolicy = {},
+): Tools.Policy {
   const list = (v: string | undefined) =>
     v === undefined
       ? undefined
@@ -54,21 +58,25 @@ export function policyOf(options: McpOptions, env: NodeJS.ProcessEnv = process.e
           .split(/[\s,]+/)
           .map((s) => s.trim())
           .filter((s) => s.length > 0);
-  const origins = options.allowOrigin?.length ? options.allowOrigin : list(env.L402_MCP_ALLOWED_ORIGINS);
+  const origins = options.allowOrigin?.length
+    ? options.allowOrigin
+    : (list(env.L402_MCP_ALLOWED_ORIGINS) ?? file.allowedOrigins);
   for (const o of origins ?? []) {
     if (!/^https?:\/\/(\*\.)?[^/*]+$/i.test(o.replace(/\/+$/, ''))) {
-      throw new UsageError(`--allow-origin ${o}: expected scheme://host[:port] or scheme://*.domain`);
+      throw new UsageError(`allowed origin ${o}: expected scheme://host[:port] or scheme://*.domain`);
     }
   }
   const threshold = options.approvalThreshold ?? env.L402_MCP_APPROVAL_THRESHOLD;
+  const allowPrivateEnv = env.L402_MCP_ALLOW_PRIVATE;
   const allowPrivate =
-    options.allowPrivate === true || /^(1|true|yes)$/i.test(env.L402_MCP_ALLOW_PRIVATE ?? '');
+    options.allowPrivate === true ||
+    (allowPrivateEnv !== undefined ? /^(1|true|yes)$/i.test(allowPrivateEnv) : file.allowPrivate === true);
+  const thresholdSats =
+    threshold !== undefined ? Config.satoshis(threshold, '--approval-threshold') : file.approvalThresholdSats;
   return {
     ...(origins !== undefined ? { allowedOrigins: origins } : {}),
     allowPrivate,
-    ...(threshold !== undefined
-      ? { approvalThresholdSats: Config.satoshis(threshold, '--approval-threshold') }
-      : {}),
+    ...(thresholdSats !== undefined ? { approvalThresholdSats: thresholdSats } : {}),
   };
 }
 
@@ -255,7 +263,7 @@ export function registerMcp(program: Command, run: Run, version: string): void {
         make = admin.make;
         close = admin.close;
       } else {
-        const policy = policyOf(options);
+        const policy = policyOf(options, process.env, settings.mcp);
         const session = await Session.open(settings);
         const context: Tools.Context = {
           wallet: {
