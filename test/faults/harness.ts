@@ -1,0 +1,316 @@
+/**
+ * What the fault and hostile-input tests share: the gateway as users run it (the built `l402`
+ * binary in a child process, so it can be killed with SIGKILL), an upstream that records what
+ * reached it, private PostgreSQL and Redis servers the test may stop and start (never the machine's
+ * shared ones), buying a token from the devnet, and raw TCP requests.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Challenge, Credential, Macaroon } from 'l402';
+import type { Backend } from 'l402/lightning';
+
+export const root = fileURLToPath(new URL('../../', import.meta.url));
+const bin = join(root, 'packages/cli/bin/l402.js');
+
+/** A temporary directory, removed by {@link cleanup}. */
+const dirs: string[] = [];
+export function tempDir(prefix = 'l402-faults-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Kills every child still running and removes the temporary directories. */
+export function cleanup(): void {
+  for (const child of children)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Newest modification time of the TypeScript sources the binary is built from. */
+function newestSource(): number {
+  let newest = 0;
+  for (const pkg of ['cli', 'l402', 'devnet', 'gateway']) {
+    const dir = join(root, 'packages', pkg, 'src');
+    for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+      if (file.endsWith('.ts') && !file.endsWith('.test.ts'))
+        newest = Math.max(newest, statSync(join(dir, file)).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+/** Builds `dist/` when a source is newer, so the child runs the code under test. */
+export function ensureBuilt(): void {
+  const built = join(root, 'packages/cli/dist/main.js');
+  if (!existsSync(built) || statSync(built).mtimeMs < newestSource()) {
+    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b'], {
+      cwd: root,
+      stdio: 'pipe',
+    });
+  }
+}
+
+/** A gateway child process. */
+export interface Running {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly port: number;
+  stderr(): string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+}
+
+export interface SpawnOptions {
+  readonly listen?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Run under `sh -c 'ulimit -f N; exec node …'`: a file-size limit in 512-byte blocks. */
+  readonly fileSizeLimitBlocks?: number;
+}
+
+/**
+ * Starts `l402 gateway --config <file>` and waits for its banner; rejects with its stderr when it
+ * exits first.
+ */
+export async function spawnGateway(config: string, options: SpawnOptions = {}): Promise<Running> {
+  const args = [bin, 'gateway', '--config', config, '--listen', options.listen ?? '127.0.0.1:0'];
+  const env = { ...process.env, ...options.env };
+  const child =
+    options.fileSizeLimitBlocks === undefined
+      ? spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(
+          'sh',
+          ['-c', `ulimit -f ${options.fileSizeLimitBlocks}; exec "$0" "$@"`, process.execPath, ...args],
+          { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+  children.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+  });
+  const banner = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      stdout += d;
+      if (stdout.includes('Ctrl-C stops it.')) resolve(stdout);
+    });
+    void exited.then((code) => reject(new GatewayExited(code, stderr)));
+  });
+  const url = /listening on (http:\/\/\S+)/.exec(banner)![1]!;
+  return { child, url, port: Number(new URL(url).port), stderr: () => stderr, exited };
+}
+
+/** The gateway child exited before printing its banner. */
+export class GatewayExited extends Error {
+  constructor(
+    readonly code: number | null,
+    readonly stderr: string,
+  ) {
+    super(`gateway exited with ${code}: ${stderr}`);
+  }
+}
+
+/** SIGKILL, and wait for the exit. */
+export async function kill9(running: Running): Promise<void> {
+  if (running.child.exitCode === null && running.child.signalCode === null) running.child.kill('SIGKILL');
+  await running.exited;
+}
+
+/** SIGTERM (graceful), and the exit code. */
+export async function stop(running: Running): Promise<number | null> {
+  if (running.child.exitCode === null && running.child.signalCode === null) running.child.kill('SIGTERM');
+  return running.exited;
+}
+
+/** A TCP port nobody listens on (bound, then released). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** An upstream whose behaviour the test switches: normal, slow, resetting, or garbage. */
+export interface Upstream {
+  readonly server: http.Server;
+  readonly address: string;
+  mode: 'ok' | 'slow' | 'reset' | 'garbage';
+  slowMs: number;
+  /** Requests that reached it, with the Authorization header they carried. */
+  readonly seen: { url: string; host: string | undefined; authorization: string | undefined }[];
+  close(): Promise<void>;
+}
+
+export async function upstream(): Promise<Upstream> {
+  const state: Upstream = {
+    server: undefined as unknown as http.Server,
+    address: '',
+    mode: 'ok',
+    slowMs: 2_000,
+    seen: [],
+    close: async () => {},
+  };
+  const server = http.createServer(async (request, response) => {
+    state.seen.push({
+      url: request.url!,
+      host: request.headers.host,
+      authorization: request.headers.authorization,
+    });
+    for await (const _ of request);
+    if (state.mode === 'reset') {
+      request.socket.resetAndDestroy();
+      return;
+    }
+    if (state.mode === 'garbage') {
+      request.socket.end('NOT HTTP AT ALL\r\n\x00\x01\x02\r\n\r\n');
+      return;
+    }
+    if (state.mode === 'slow') await new Promise((r) => setTimeout(r, state.slowMs));
+    response.setHeader('content-type', 'application/json');
+    response.end(JSON.stringify({ ok: true, url: request.url }));
+  });
+  server.keepAliveTimeout = 1_000;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  Object.assign(state, {
+    server,
+    address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  });
+  return state;
+}
+
+/** Buys a token: the 402's challenge paid with `payer`; returns the Authorization header value. */
+export async function buy(
+  reply: { headers: Headers } | { status: number; wwwAuthenticate: string[] },
+  payer: Backend,
+): Promise<{ authorization: string; tokenId: string; paymentHash: string }> {
+  const values =
+    'headers' in reply ? reply.headers.get('www-authenticate') : (reply.wwwAuthenticate as string[]);
+  const offer = Challenge.l402(Challenge.parse(values))!;
+  const macaroon = Macaroon.decode(offer.macaroon);
+  const { preimage } = await payer.pay(offer.invoice, { maxFeeMsat: 1_000n });
+  const { Identifier } = await import('l402');
+  const id = Identifier.decode(macaroon.identifier);
+  return {
+    authorization: Credential.format({ macaroon, preimage }),
+    tokenId: Buffer.from(id.tokenId).toString('hex'),
+    paymentHash: Buffer.from(id.paymentHash).toString('hex'),
+  };
+}
+
+/**
+ * Writes `bytes` on a fresh TCP connection and collects what comes back until the peer closes or
+ * `waitMs` passes; `closed` says whether the gateway closed the connection.
+ */
+export async function raw(
+  port: number,
+  bytes: string | Buffer,
+  waitMs = 2_000,
+): Promise<{ text: string; closed: boolean }> {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  let text = '';
+  socket.on('data', (d) => {
+    text += d.toString('latin1');
+  });
+  socket.on('error', () => {});
+  socket.write(bytes);
+  const closed = await Promise.race([
+    once(socket, 'close').then(() => true),
+    new Promise<boolean>((r) => setTimeout(r, waitMs, false)),
+  ]);
+  socket.destroy();
+  return { text, closed };
+}
+
+/** The status codes of every HTTP response in a raw byte stream, in order. */
+export function statuses(text: string): number[] {
+  return [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+}
+
+// ——— private PostgreSQL and Redis ———
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+/** A PostgreSQL server of the test's own, on a free port, that it may stop and start. */
+export interface PrivatePostgres {
+  readonly port: number;
+  readonly url: string;
+  start(): Promise<void>;
+  /** Fast shutdown (SIGINT): open connections are cut. */
+  stop(): Promise<void>;
+}
+
+/** Whether a private PostgreSQL can run here (the binaries exist). */
+export const havePostgres = existsSync(join(PG_BIN, 'initdb'));
+
+/**
+ * Creates a cluster in a temporary directory (as the `postgres` user when running as root, which
+ * `initdb` refuses) and starts it on a free port with trust authentication.
+ */
+export async function privatePostgres(): Promise<PrivatePostgres> {
+  const dir = tempDir('l402-pg-');
+  const data = join(dir, 'data');
+  mkdirSync(data);
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    chownSync(dir, uid, gid);
+    chownSync(data, uid, gid);
+  }
+  const as = (cmd: string, args: string[]) =>
+    asRoot ? { cmd: 'runuser', args: ['-u', 'postgres', '--', cmd, ...args] } : { cmd, args };
+  const init = as(join(PG_BIN, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  execFileSync(init.cmd, init.args, { stdio: 'pipe' });
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    const run = as(join(PG_BIN, 'postgres'), [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'fsync=off',
+    ]);
+    child = spawn(run.cmd, run.args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
+    let log = '';
+    child.stderr!.on('data', (d) => {
+      log += d;
+    });
+    const deadline = Date.now() + 20_000;
+    while (!log.includes('ready to accept connections')) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`postgres did not start: ${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const stopPg = async () => {
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    // runuser passes signals on to postgres; SIGINT is the fast shutdown.
+    const done = once(child, 'exit');
+    child.kill('SIGINT');
+    await done;
+  };
+  await start();
+  return { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, start, stop: stopPg };
+}
