@@ -146,7 +146,7 @@ export interface Upstream {
   readonly address: string;
   mode: 'ok' | 'slow' | 'reset' | 'garbage';
   slowMs: number;
-  /** Requests that reached it, with the Authorization header they carried. */
+  /** Requests that reached it, with the Authorization headers they carried (joined with `, `). */
   readonly seen: { url: string; host: string | undefined; authorization: string | undefined }[];
   close(): Promise<void>;
 }
@@ -164,7 +164,10 @@ export async function upstream(): Promise<Upstream> {
     state.seen.push({
       url: request.url!,
       host: request.headers.host,
-      authorization: request.headers.authorization,
+      authorization:
+        request.rawHeaders
+          .filter((_, i) => i % 2 === 1 && request.rawHeaders[i - 1]!.toLowerCase() === 'authorization')
+          .join(', ') || undefined,
     });
     for await (const _ of request);
     if (state.mode === 'reset') {
