@@ -169,7 +169,11 @@ export async function upstream(): Promise<Upstream> {
           .filter((_, i) => i % 2 === 1 && request.rawHeaders[i - 1]!.toLowerCase() === 'authorization')
           .join(', ') || undefined,
     });
-    for await (const _ of request);
+    try {
+      for await (const _ of request);
+    } catch {
+      return; // the gateway gave up on this request (a body over its limit): nothing to answer
+    }
     if (state.mode === 'reset') {
       request.socket.resetAndDestroy();
       return;

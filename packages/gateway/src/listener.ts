@@ -107,6 +107,10 @@ export async function listen(options: Options): Promise<Listener> {
     headersTimeout,
     requestTimeout: timeouts.read,
     keepAliveTimeout: timeouts.idle,
+    // Node only looks for heads and requests over their time every `connectionsCheckingInterval`
+    // (30 s by default), which would let a slowloris client hold a connection up to 30 s past
+    // `headerstimeout`; look often enough that the configured times are what clients get.
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
   };
   let server: http.Server;
   /** Node's HTTP/1.1 connection listener: it parses requests from a connection handed to it. */
