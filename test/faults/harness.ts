@@ -273,33 +273,27 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
   const dir = tempDir('l402-pg-');
   const data = join(dir, 'data');
   mkdirSync(data);
-  const asRoot = process.getuid?.() === 0;
-  if (asRoot) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(dir, uid, gid);
-    chownSync(data, uid, gid);
+  // initdb refuses to run as root: then the cluster is the `postgres` user's, and so is the server.
+  let user: { uid: number; gid: number } | undefined;
+  if (process.getuid?.() === 0) {
+    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+    user = { uid: id('-u'), gid: id('-g') };
+    chownSync(dir, user.uid, user.gid);
+    chownSync(data, user.uid, user.gid);
   }
-  const as = (cmd: string, args: string[]) =>
-    asRoot ? { cmd: 'runuser', args: ['-u', 'postgres', '--', cmd, ...args] } : { cmd, args };
-  const init = as(join(PG_BIN, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
-  execFileSync(init.cmd, init.args, { stdio: 'pipe' });
+  execFileSync(join(PG_BIN, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync'], {
+    stdio: 'pipe',
+    cwd: dir,
+    ...user,
+  });
   const port = await freePort();
   let child: ChildProcess | undefined;
   const start = async () => {
-    const run = as(join(PG_BIN, 'postgres'), [
-      '-D',
-      data,
-      '-p',
-      String(port),
-      '-k',
-      dir,
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'fsync=off',
-    ]);
-    child = spawn(run.cmd, run.args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(
+      join(PG_BIN, 'postgres'),
+      ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
+      { stdio: ['ignore', 'ignore', 'pipe'], cwd: dir, ...user },
+    );
     children.add(child);
     let log = '';
     child.stderr!.on('data', (d) => {
@@ -313,11 +307,89 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
   };
   const stopPg = async () => {
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    // runuser passes signals on to postgres; SIGINT is the fast shutdown.
+    // SIGINT is PostgreSQL's fast shutdown: sessions are cut, nothing waits for clients.
     const done = once(child, 'exit');
     child.kill('SIGINT');
     await done;
   };
   await start();
   return { port, url: `postgres://postgres@127.0.0.1:${port}/postgres`, start, stop: stopPg };
+}
+
+/** What a {@link FaultProxy} does with each request. */
+export type Fault = 'pass' | 'down' | 'slow' | 'reset' | 'garbage' | 'html500' | 'badjson';
+
+/** An HTTP proxy in front of a plain-HTTP service that misbehaves on demand. */
+export interface FaultProxy {
+  readonly port: number;
+  /** Switches the behaviour; `down` closes the port (connection refused) until switched back. */
+  set(fault: Fault): Promise<void>;
+  /** Delay of `slow`, in ms. */
+  slowMs: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Forwards every request to `target` (`host:port`) unchanged, or fails it the chosen way: closed
+ * port, a delay, a reset connection, bytes that are not HTTP, a 500 HTML page, or 200 with a body
+ * that is not the JSON the caller expects.
+ */
+export async function faultProxy(target: string): Promise<FaultProxy> {
+  let fault: Fault = 'pass';
+  const [host, port] = [
+    target.slice(0, target.lastIndexOf(':')),
+    Number(target.slice(target.lastIndexOf(':') + 1)),
+  ];
+  const server = http.createServer(async (request, response) => {
+    const body: Buffer[] = [];
+    try {
+      for await (const chunk of request) body.push(chunk as Buffer);
+    } catch {
+      return;
+    }
+    const now = fault;
+    if (now === 'reset') return request.socket.resetAndDestroy();
+    if (now === 'garbage') return request.socket.end('\x00\x01garbage\r\n\r\n');
+    if (now === 'html500') {
+      response.writeHead(500, { 'content-type': 'text/html' });
+      return response.end('<html><body>Internal Server Error</body></html>');
+    }
+    if (now === 'badjson') {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      return response.end('{"bolt11": 42, "payment_hash": null, "unexpected": [');
+    }
+    if (now === 'slow') await new Promise((r) => setTimeout(r, proxy.slowMs));
+    const forwarded = http.request(
+      { host, port, method: request.method, path: request.url, headers: request.headers },
+      (reply) => {
+        response.writeHead(reply.statusCode!, reply.headers);
+        reply.pipe(response);
+      },
+    );
+    forwarded.on('error', () => response.destroy());
+    forwarded.end(Buffer.concat(body));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const bound = (server.address() as net.AddressInfo).port;
+  const proxy: FaultProxy = {
+    port: bound,
+    slowMs: 2_000,
+    async set(next) {
+      if (next === 'down' && fault !== 'down') {
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+      } else if (next !== 'down' && fault === 'down') {
+        server.listen(bound, '127.0.0.1');
+        await once(server, 'listening');
+      }
+      fault = next;
+    },
+    async close() {
+      if (fault === 'down') return;
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+  return proxy;
 }
