@@ -9,7 +9,10 @@
  * What must hold: no answer other than 402 to an unpaid request and 200 to a paid one, ever (never
  * free access, never a paid token refused); after the last restart every token paid is accepted;
  * the store holds exactly one transaction per token id (none lost, none doubled), settled for every
- * token that was used. The random schedule's seed is printed; `L402_FAULT_SEED` replays it.
+ * token that was used (a first use records the settlement off the request's path, so a kill right
+ * after it leaves the row pending until the token's next use: the pass after the last restart is
+ * that use, and how many were pending before it is printed). The random schedule's seed is printed;
+ * `L402_FAULT_SEED` replays it.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -191,6 +194,23 @@ export async function run(dir: string, storeYaml: string, open: () => Promise<St
     expect(result.unexpected).toEqual([]);
     expect(result.paid).toHaveLength(CYCLES);
     expect(result.kills).toBeGreaterThan(3);
+    // A first use records its settlement off the request's path, so a kill just after it leaves the
+    // row pending until the token is used again (the pass below): how often that happened, for the log.
+    const early = await open();
+    let pendingAfterUse = 0;
+    try {
+      const settled = new Set(
+        (await early.transactions({ state: 'settled', limit: 1_000_000 })).map((t) =>
+          Buffer.from(t.tokenId).toString('hex'),
+        ),
+      );
+      pendingAfterUse = result.paid.filter((p) => !settled.has(p.tokenId)).length;
+    } finally {
+      await early.close();
+    }
+    console.log(
+      `kill9: ${pendingAfterUse} of ${result.paid.length} used tokens still pending before the final pass`,
+    );
     // After the last restart, every token bought in the run still opens the door.
     const refused: string[] = [];
     for (let i = 0; i < result.paid.length; i += 20) {
