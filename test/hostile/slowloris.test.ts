@@ -6,7 +6,9 @@
  * generous deadline, never timed), an honest client is served throughout, and the gateway's resident
  * memory stays bounded.
  */
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,6 +132,29 @@ describe('slowloris', () => {
     ]);
     expect(outcome).toBe('cut');
     expect(statuses(slow.text()).filter((c) => c === 200)).toEqual([]);
+  }, 30_000);
+
+  it('resets an HTTP/2 (h2c) stream still dribbling its body once readtimeout has passed', async () => {
+    const session = http2.connect(gateway.url);
+    session.on('error', () => {});
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/upload' }, { endStream: false });
+      stream.on('error', () => {});
+      // A byte every 500 ms keeps the session busy, so only a per-stream deadline can end it.
+      const timer = setInterval(() => {
+        if (!stream.destroyed) stream.write('x');
+      }, 500);
+      const outcome = await Promise.race([
+        once(stream, 'close').then(() => 'cut'),
+        new Promise<'late'>((r) => setTimeout(r, 12_000, 'late')),
+      ]);
+      clearInterval(timer);
+      expect(outcome).toBe('cut');
+      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+    } finally {
+      session.destroy();
+    }
+    expect(await honest()).toBe(200);
   }, 30_000);
 
   it('closes a connection that opens and says nothing', async () => {
