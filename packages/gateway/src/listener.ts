@@ -12,8 +12,8 @@
  * from `curl --http2`, …) are declined, as RFC 9110 §7.8 lets a server do: the request is served
  * as the ordinary HTTP/1.1 request it also is. Limits: request heads
  * over `maxheaderbytes` get 431 (HTTP/2: the stream is refused), a head not received within
- * `headerstimeout` or a request not received within `readtimeout` gets 408, idle keep-alive
- * connections close after `idletimeout`.
+ * `headerstimeout` or a request not received within `readtimeout` gets 408 (HTTP/2: a stream whose
+ * body is still coming after `readtimeout` is reset), idle keep-alive connections close after `idletimeout`.
  *
  * `close(graceMs)` stops accepting at once, lets requests in flight finish (HTTP/1.1 connections
  * close as their response ends; HTTP/2 sessions get GOAWAY), and after `graceMs` cuts whatever is left.
@@ -83,7 +83,7 @@ export async function listen(options: Options): Promise<Listener> {
       if (closing) response.shouldKeepAlive = false;
       inFlight.add(response);
       response.once('close', () => inFlight.delete(response));
-    }
+    } else if (timeouts.read > 0) readDeadline(request as http2.Http2ServerRequest, timeouts.read);
     options.handler(request, response);
   };
 
@@ -107,6 +107,10 @@ export async function listen(options: Options): Promise<Listener> {
     headersTimeout,
     requestTimeout: timeouts.read,
     keepAliveTimeout: timeouts.idle,
+    // Node only looks for heads and requests over their time every `connectionsCheckingInterval`
+    // (30 s by default), which would let a slowloris client hold a connection up to 30 s past
+    // `headerstimeout`; look often enough that the configured times are what clients get.
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
   };
   let server: http.Server;
   /** Node's HTTP/1.1 connection listener: it parses requests from a connection handed to it. */
@@ -207,6 +211,22 @@ export async function listen(options: Options): Promise<Listener> {
     return closed;
   };
   return { address, url, close };
+}
+
+/**
+ * `readtimeout` for an HTTP/2 stream, which Node does not apply (its `requestTimeout` is HTTP/1.1's):
+ * a stream whose request body has not ended `ms` after it opened is reset (RST_STREAM CANCEL), as Go's
+ * HTTP/2 server (Aperture's) cuts a stream's body at `ReadTimeout`. Without it a client dribbling a
+ * body over h2c holds a stream, and what the gateway opened for it upstream, for as long as it likes.
+ */
+function readDeadline(request: http2.Http2ServerRequest, ms: number): void {
+  const stream = request.stream;
+  const timer = setTimeout(() => {
+    if (!request.complete && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  }, ms).unref();
+  const clear = () => clearTimeout(timer);
+  request.once('end', clear);
+  stream.once('close', clear);
 }
 
 /**
