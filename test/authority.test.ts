@@ -283,6 +283,27 @@ describe('Authority', () => {
     await down.close();
   });
 
+  it('answers 503 promptly when the Lightning node hangs, instead of waiting out its timeout', async () => {
+    // A node that accepts connections and never answers (not even the TLS handshake).
+    const sockets: import('node:net').Socket[] = [];
+    const hung = (await import('node:net')).createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const port = (hung.address() as import('node:net').AddressInfo).port;
+    const backend = await connect(
+      `lnd://127.0.0.1:${port}?macaroon=00&cert=${encodeURIComponent(devnet.document.nodes.merchant!.lnd.certPath)}`,
+    );
+    const store = Memory.create();
+    const authority = await Authority.create({ backend, store, invoiceTimeoutMs: 300 });
+    const d = await authority.authorize({ method: 'GET', url: '/', headers: {} }, route);
+    expect(d.kind === 'respond' && d.status).toBe(503);
+    expect(d.kind === 'respond' && d.error?.code).toBe('L402_BACKEND_TIMEOUT');
+    expect(await store.transactions()).toEqual([]);
+    authority.close();
+    for (const socket of sockets) socket.destroy();
+    hung.close();
+    await backend.close();
+  });
+
   it('price 0 passes, dynamic prices and path binding, 401 on skip-invoice paths, gRPC-shaped refusals', async () => {
     const store = Memory.create();
     const authority = await Authority.create({ backend: merchant, store });

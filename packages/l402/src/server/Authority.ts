@@ -129,6 +129,8 @@ export interface Options {
   readonly invalidCredentialStatus?: 402 | 401;
   /** Seconds clients are told to wait when Lightning is down. */
   readonly retryAfterSeconds?: number;
+  /** Most milliseconds to wait for the backend's invoice before answering 503; 10 000 by default. */
+  readonly invoiceTimeoutMs?: number;
   readonly onError?: (error: unknown, context: string) => void;
 }
 
@@ -508,7 +510,7 @@ export class Authority {
     const expiry = this.options.invoiceExpirySeconds ?? 3600;
     let invoice: { paymentRequest: string; paymentHash: Uint8Array };
     try {
-      invoice = await this.options.backend.createInvoice({
+      invoice = await this.invoiceWithin(this.options.invoiceTimeoutMs ?? 10_000, {
         amountMsat: BigInt(price) * 1000n,
         memo: route.memo ?? `${route.service} ${request.method} ${pathOf(request.url)}`.slice(0, 200),
         expirySeconds: expiry,
@@ -559,6 +561,34 @@ export class Authority {
       ...CORS_HEADERS,
     ];
     return this.respond(402, 'payment required', 'challenge', grpc, headers, invalid);
+  }
+
+  /**
+   * The backend's invoice, or {@link BackendError} `L402_BACKEND_TIMEOUT` after `ms`: a Lightning node
+   * that hangs costs a client a prompt 503, not its own timeout. (An invoice made after that is simply
+   * never sold: nothing was minted for it.)
+   */
+  private invoiceWithin(
+    ms: number,
+    request: Parameters<Backend['createInvoice']>[0],
+  ): ReturnType<Backend['createInvoice']> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new BackendError(
+              'L402_BACKEND_TIMEOUT',
+              this.options.backend.kind,
+              `no invoice within ${ms} ms`,
+            ),
+          ),
+        ms,
+      );
+    });
+    return Promise.race([this.options.backend.createInvoice(request), timeout]).finally(() =>
+      clearTimeout(timer),
+    );
   }
 
   private unavailable(message: string, grpc: boolean, error: L402Error): Decision {
