@@ -106,8 +106,18 @@ const auth = (macaroon: Macaroon.Macaroon, preimage: Uint8Array) => ({
 
 const ROUTES = {
   paid: { service: 'api', price: 21, timeout: 3600 },
-  /** Dynamic price: `?n=` satoshis (0 lets the request through without a token). */
-  dynamic: { service: 'dyn', price: (r) => Number(new URL(r.url, 'http://x').searchParams.get('n') ?? 1) },
+  /**
+   * Dynamic price: `?n=` satoshis (0 lets the request through without a token); `?peer` prices by the
+   * client's address (4 sat from loopback), which every adapter must hand the function.
+   */
+  dynamic: {
+    service: 'dyn',
+    price: (r) => {
+      const query = new URL(r.url, 'http://x').searchParams;
+      if (query.has('peer')) return /^(::ffff:)?127\.0\.0\.1$|^::1$/.test(r.remoteAddress ?? '') ? 4 : 9;
+      return Number(query.get('n') ?? 1);
+    },
+  },
   /** One service, two routes: reading needs `read`, writing `write`; a token is sold with both. */
   read: {
     service: 'notes',
@@ -375,7 +385,8 @@ describe.each(frameworks)('$name', (framework) => {
     const seven = await send(`${served.url}/dynamic?n=7`);
     const amount = (r: Reply) =>
       Invoice.decode(Challenge.l402(Challenge.parse(lineValues(r, 'www-authenticate')))!.invoice).amountMsat;
-    expect([amount(three), amount(seven)]).toEqual([3_000n, 7_000n]);
+    const byPeer = await send(`${served.url}/dynamic?peer`);
+    expect([amount(three), amount(seven), amount(byPeer)]).toEqual([3_000n, 7_000n, 4_000n]);
     const token = await pay(seven);
     const paid = await send(`${served.url}/dynamic?n=7`, { headers: { authorization: token.authorization } });
     expect(paid.status).toBe(200);

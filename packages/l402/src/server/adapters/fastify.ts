@@ -72,7 +72,10 @@ export function l402(options: Middleware.Options): FastifyPaywall {
             method: request.method,
             url: request.url,
             headers: request.headers,
-            remoteAddress: request.ip,
+            // Read only when asked: Fastify's `ip` works the peer (and any trusted proxy) out each time.
+            get remoteAddress() {
+              return request.ip;
+            },
           }),
           (outcome) => {
             if (outcome.kind === 'respond') {

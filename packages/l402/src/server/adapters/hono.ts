@@ -71,6 +71,11 @@ export function l402(options: Middleware.Options): HonoPaywall {
           method: c.req.method,
           url: target(c.req.url),
           headers: c.req.raw.headers,
+          // On @hono/node-server the Node request is in the environment; other runtimes have no peer here.
+          get remoteAddress() {
+            return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming
+              ?.socket?.remoteAddress;
+          },
         });
         const outcome = decided instanceof Promise ? await decided : decided;
         if (outcome.kind === 'respond') {

@@ -51,7 +51,10 @@ export const view = (req: IncomingMessage, url = req.url ?? '/'): RequestView =>
   method: req.method ?? 'GET',
   url,
   headers: req.headers,
-  remoteAddress: req.socket.remoteAddress,
+  // Read only when asked (a price function, say): the peer address is a call into the socket.
+  get remoteAddress() {
+    return req.socket.remoteAddress;
+  },
 });
 
 /**
