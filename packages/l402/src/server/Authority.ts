@@ -577,11 +577,7 @@ export class Authority {
       timer = setTimeout(
         () =>
           reject(
-            new BackendError(
-              'L402_BACKEND_TIMEOUT',
-              this.options.backend.kind,
-              `no invoice within ${ms} ms`,
-            ),
+            new BackendError('L402_BACKEND_TIMEOUT', this.options.backend.kind, `no invoice within ${ms} ms`),
           ),
         ms,
       );
