@@ -11,7 +11,7 @@
  * It runs until SIGINT or SIGTERM, then shuts down gracefully: no new connections, requests in
  * flight finish (up to 10 s), then the store, the Lightning backend and the devnet close.
  */
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { Devnet } from '@l402/devnet';
 import { Config, Demo, Gateway, Errors as GatewayErrors, Log } from '@l402/gateway';
 import type { Command } from 'commander';
@@ -73,7 +73,9 @@ function banner(gateway: Gateway.Gateway, demo: boolean): string {
     if (gateway.devnet !== undefined) {
       lines.push(
         '',
-        "pay for the paid one with the devnet payer's wallet:",
+        "pay for the paid one with the devnet payer's wallet (the l402 command finds it in devnet.json):",
+        `  L402_HOME=${JSON.stringify(dirname(gateway.devnet.file))} npx l402 get ${gateway.url}${Demo.PATHS.paid}`,
+        'or with the library alone:',
         `  ${Demo.payCommand({ url: `${gateway.url}${Demo.PATHS.paid}`, devnetFile: gateway.devnet.file })}`,
       );
     }

@@ -141,6 +141,13 @@ describe('l402 gateway on embedded defaults', () => {
     expect(command).toBeDefined();
     const paid = await promisify(execFile)('sh', ['-c', command!], { cwd: tmpdir() });
     expect(paid.stdout).toMatch(/^200 \{"service":"paid",.*"tokenId":"[0-9a-f]{64}"/);
+    // The l402 command line the banner suggests pays too (`npx l402` is this repository's binary).
+    const get = banner.split('\n').find((line) => line.includes(' npx l402 get '));
+    expect(get).toBeDefined();
+    const viaGet = await promisify(execFile)('sh', ['-c', get!.replace('npx l402', `node ${bin}`)], {
+      cwd: tmpdir(),
+    });
+    expect(viaGet.stdout).toMatch(/^\{"service":"paid",.*"tokenId":"[0-9a-f]{64}"/);
 
     expect(await stop(running)).toBe(0);
     expect(existsSync(join(home, 'devnet.json'))).toBe(false);
