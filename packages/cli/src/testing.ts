@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Devnet } from '@l402/devnet';
 import * as NodeL402 from 'l402/node';
+import { afterAll, beforeAll } from 'vitest';
 
 export const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'packages/cli/bin/l402.js');
@@ -188,6 +189,44 @@ export async function startWorld(options: { nodes?: string[] } = {}): Promise<Wo
       await devnet.close();
       for (const h of homes.splice(0)) rmSync(h, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * Builds the binary and starts the world before the file's tests, closes it after them: the
+ * returned handle reads the running world, so use its fields inside tests and hooks only.
+ *
+ * @example
+ * const world = useWorld();
+ * it('pays', async () => expect((await l402(['get', `${world.url}/paid`], { home: clientHome(world.devnet) })).code).toBe(0));
+ */
+export function useWorld(options: Parameters<typeof startWorld>[0] = {}): World {
+  let world: World | undefined;
+  beforeAll(async () => {
+    ensureBuilt();
+    world = await startWorld(options);
+  }, 180_000);
+  afterAll(async () => {
+    await world?.close();
+  });
+  const running = (): World => {
+    if (world === undefined) throw new Error('the world runs only inside tests and hooks');
+    return world;
+  };
+  return {
+    get devnet() {
+      return running().devnet;
+    },
+    get url() {
+      return running().url;
+    },
+    get hits() {
+      return running().hits;
+    },
+    get bodies() {
+      return running().bodies;
+    },
+    close: () => running().close(),
   };
 }
 
