@@ -174,8 +174,8 @@ export interface World {
   basedir(): string;
   /** Starts a gateway from config text on an ephemeral loopback port (silent log unless given); closed after the tests. */
   start(text: string, options?: Gateway.StartOptions): Promise<Gateway.Gateway>;
-  /** Pays the L402 challenge among `challenges` (WWW-Authenticate values) with the payer. */
-  pay(challenges: readonly string[]): Promise<Bought>;
+  /** Pays the L402 challenge among `challenges` (the WWW-Authenticate value or lines) with the payer. */
+  pay(challenges: string | readonly string[] | null): Promise<Bought>;
 }
 
 export interface WorldOptions {
