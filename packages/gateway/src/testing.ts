@@ -85,11 +85,11 @@ export function send(url: string, options: Send = {}): Promise<Reply> {
 
 // ——— servers on loopback ———
 
-/** Listens on an ephemeral loopback port; resolves with `127.0.0.1:port`. */
-export async function listen(server: net.Server): Promise<string> {
+/** Listens on an ephemeral loopback port; resolves with the port. */
+export async function listen(server: net.Server): Promise<number> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return (server.address() as net.AddressInfo).port;
 }
 
 /** Closes `server` and every connection it still holds. */
@@ -101,9 +101,9 @@ export async function closeServer(server: http.Server): Promise<void> {
 /** A loopback port nothing listens on (bound, then closed). */
 export async function deadPort(): Promise<number> {
   const probe = http.createServer();
-  const address = await listen(probe);
+  const port = await listen(probe);
   await new Promise((resolve) => probe.close(resolve));
-  return Number(address.split(':')[1]);
+  return port;
 }
 
 // ——— PostgreSQL ———
@@ -207,7 +207,7 @@ export function useWorld(options: WorldOptions): World {
   beforeAll(async () => {
     devnet = await Devnet.start({ home, publish: false, ...options.devnet });
     payer = await connect(devnet.document.nodes.payer!.uris.lnd);
-    const upstream = options.backend === undefined ? '' : await listen(options.backend);
+    const upstream = options.backend === undefined ? '' : `127.0.0.1:${await listen(options.backend)}`;
     running = { devnet, payer, upstream, closedPort: await deadPort() };
   }, 60_000);
   afterAll(async () => {

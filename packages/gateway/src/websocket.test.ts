@@ -127,7 +127,7 @@ services:
 beforeAll(async () => {
   gateway = await start();
   wsUrl = gateway.url.replace(/^http/, 'ws');
-});
+}, 60_000);
 
 afterAll(() => {
   echo.close();
