@@ -41,10 +41,7 @@ const redis = new Redis({ host: '127.0.0.1', port: 6379 });
 const prefixes: string[] = [];
 
 afterAll(async () => {
-  for (const prefix of prefixes) {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-  }
+  for (const prefix of prefixes) await Testing.dropKeys(redis, prefix);
   redis.disconnect();
 });
 

@@ -12,6 +12,7 @@ import type * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Devnet } from '@l402/devnet';
+import { Redis } from 'ioredis';
 import { Challenge, Credential, Identifier, Macaroon } from 'l402';
 import { type Backend, connect } from 'l402/lightning';
 import postgres from 'postgres';
@@ -143,6 +144,27 @@ postgres:
       await admin.end();
     },
   };
+}
+
+// ——— Redis ———
+
+/** Removes the keys under `prefix` from the Redis server `redis` talks to. */
+export async function dropKeys(redis: Redis, prefix: string): Promise<void> {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+}
+
+/** A Redis client of a server that is not there: every command rejects at once, no retry. */
+export function deadRedis(): Redis {
+  const down = new Redis({
+    host: '127.0.0.1',
+    port: 1,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  down.on('error', () => {});
+  return down;
 }
 
 // ——— the network and the gateways ———
