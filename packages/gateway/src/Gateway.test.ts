@@ -82,14 +82,8 @@ let lastBasedir = '';
 /** YAML for a gateway on the devnet merchant with the usual test services, plus `extra` top-level keys. */
 function yaml(extra = '', wallet = world.merchant): string {
   lastBasedir = world.basedir();
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(lastBasedir)}
-authenticator:
-  uri: ${JSON.stringify(wallet)}
-${extra}
-services:
+  return world.config(
+    `
   - name: other
     hostregexp: '^other\\.example(:\\d+)?$'
     address: "${world.upstream}"
@@ -121,7 +115,9 @@ services:
     pathregexp: '^/down/'
     address: "127.0.0.1:${world.closedPort}"
     auth: off
-`;
+`,
+    { extra, wallet, basedir: lastBasedir },
+  );
 }
 
 const start = world.start;

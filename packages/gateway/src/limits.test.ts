@@ -57,14 +57,8 @@ function redisPrefix(): string {
  * hour, and one more rule for `/open/strict`).
  */
 function yaml(extra = '', basedir = world.basedir()): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(basedir)}
-authenticator:
-  uri: ${JSON.stringify(world.merchant)}
-${extra}
-services:
+  return world.config(
+    `
   - name: free
     pathregexp: '^/free/'
     address: "${world.upstream}"
@@ -88,13 +82,45 @@ services:
       - pathregexp: '^/open/strict'
         requests: 1
         per: 1h
-`;
+`,
+    { extra, basedir },
+  );
 }
 
 const start = world.start;
 
 const pay = async (reply: Testing.Reply): Promise<string> =>
   (await world.pay(Testing.headerValues(reply.lines, 'www-authenticate'))).authorization;
+
+/** A TCP relay to the real Redis server that the test can cut (closing it and every connection). */
+function redisRelay() {
+  const sockets = new Set<net.Socket>();
+  const relay = net.createServer((client) => {
+    const server = net.connect(6379, '127.0.0.1');
+    for (const s of [client, server]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(server).pipe(client);
+  });
+  const cut = () => {
+    const closed = new Promise((r) => relay.close(r));
+    for (const s of sockets) s.destroy();
+    return closed;
+  };
+  return { relay, cut };
+}
+
+/** Asks `url` until it is not refused (the gateway's Redis client reconnects on its own, within 2 s of backoff); its status. */
+async function freeAgain(url: string): Promise<number> {
+  let status = 402;
+  for (let i = 0; i < 50 && status === 402; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    status = (await send(url)).status;
+  }
+  return status;
+}
 
 describe('freebies', () => {
   it('are counted in the SQLite file, so a restart does not hand out more', async () => {
@@ -273,25 +299,8 @@ describe('through Redis', () => {
   }, 30_000);
 
   it('when Redis goes away and comes back, freebies stop and resume without a restart', async () => {
-    // A TCP relay to the real server that the test can cut.
-    const sockets = new Set<net.Socket>();
-    const relay = net.createServer((client) => {
-      const server = net.connect(6379, '127.0.0.1');
-      for (const s of [client, server]) {
-        sockets.add(s);
-        s.on('error', () => {});
-        s.on('close', () => sockets.delete(s));
-      }
-      client.pipe(server).pipe(client);
-    });
-    relay.listen(0, '127.0.0.1');
-    await once(relay, 'listening');
-    const port = (relay.address() as net.AddressInfo).port;
-    const cut = () => {
-      const closed = new Promise((r) => relay.close(r));
-      for (const s of sockets) s.destroy();
-      return closed;
-    };
+    const { relay, cut } = redisRelay();
+    const port = await Testing.listen(relay);
     const prefix = redisPrefix();
     const gateway = await start(yaml(`redis:\n  url: "redis://127.0.0.1:${port}"\n  prefix: "${prefix}"`));
     expect(await statuses(1, `${gateway.url}/free/a`)).toEqual([200]);
@@ -299,13 +308,7 @@ describe('through Redis', () => {
     expect(await statuses(1, `${gateway.url}/free/a`)).toEqual([402]);
     relay.listen(port, '127.0.0.1');
     await once(relay, 'listening');
-    // The client reconnects on its own (within 2 s of backoff); poll until it has.
-    let status = 402;
-    for (let i = 0; i < 50 && status === 402; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = (await send(`${gateway.url}/free/a`)).status;
-    }
-    expect(status).toBe(200);
+    expect(await freeAgain(`${gateway.url}/free/a`)).toBe(200);
     expect(await statuses(1, `${gateway.url}/free/a`)).toEqual([402]);
     await gateway.close({ graceMs: 1_000 });
     await cut();
@@ -314,11 +317,7 @@ describe('through Redis', () => {
 
 describe('through Redis, started while it is down', () => {
   it('serves from the start and picks Redis up once it answers', async () => {
-    const relay = net.createServer((client) => {
-      const server = net.connect(6379, '127.0.0.1');
-      for (const s of [client, server]) s.on('error', () => s.destroy());
-      client.pipe(server).pipe(client);
-    });
+    const { relay, cut } = redisRelay();
     // A port of its own (the one other tests use has a gateway of theirs still trying it).
     const port = await Testing.deadPort();
     const prefix = redisPrefix();
@@ -326,15 +325,10 @@ describe('through Redis, started while it is down', () => {
     expect(await statuses(1, `${gateway.url}/free/a`)).toEqual([402]);
     relay.listen(port, '127.0.0.1');
     await once(relay, 'listening');
-    let status = 402;
-    for (let i = 0; i < 50 && status === 402; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = (await send(`${gateway.url}/free/a`)).status;
-    }
-    expect(status).toBe(200);
+    expect(await freeAgain(`${gateway.url}/free/a`)).toBe(200);
     expect(await redis.get(`${prefix}count:freebie:free:127.0.0.0/24`)).toBe('1');
     await gateway.close({ graceMs: 1_000 });
-    relay.close();
+    await cut();
   }, 30_000);
 });
 

@@ -36,18 +36,8 @@ const PROBLEMS = 'https://paymentauth.org/problems/';
 const world = Testing.useWorld({ name: 'l402-mpp-', backend: upstream, devnet: { pushSat: 1_000_000 } });
 
 function yaml(extra = ''): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(world.basedir())}
-authenticator:
-  uri: ${JSON.stringify(world.merchant)}
-  enablempp: true
-  mpprealm: api.test
-  enablesessions: true
-  sessiondepositmultiplier: 5
-${extra}
-services:
+  return world.config(
+    `
   - name: both
     pathregexp: '^/both/'
     address: "${world.upstream}"
@@ -67,7 +57,13 @@ services:
     pathregexp: '^/l402/'
     address: "${world.upstream}"
     price: 1
-`;
+`,
+    {
+      extra,
+      authenticator:
+        '  enablempp: true\n  mpprealm: api.test\n  enablesessions: true\n  sessiondepositmultiplier: 5\n',
+    },
+  );
 }
 
 const start = world.start;

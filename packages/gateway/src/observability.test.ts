@@ -73,14 +73,8 @@ async function until(check: () => Promise<boolean>, ms = 15_000): Promise<void> 
 const world = Testing.useWorld({ name: 'l402-observe-', backend });
 
 function yaml(extra = '', wallet = world.merchant): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(world.basedir())}
-authenticator:
-  uri: ${JSON.stringify(wallet)}
-${extra}
-services:
+  return world.config(
+    `
   - name: api
     pathregexp: '^/api/'
     address: "${world.upstream}"
@@ -97,7 +91,9 @@ services:
     pathregexp: '^/down/'
     address: "127.0.0.1:${world.closedPort}"
     auth: off
-`;
+`,
+    { extra, wallet },
+  );
 }
 
 async function start(text: string, options: Gateway.StartOptions = {}) {

@@ -178,17 +178,7 @@ async function pay(reply: Reply) {
 
 let dirs = 0;
 
-function yaml(services: string, extra = '', basedir = join(home, `gw${++dirs}`)): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(basedir)}
-authenticator:
-  uri: ${JSON.stringify(world.merchant)}
-${extra}
-services:
-${services}`;
-}
+const yaml = (services: string, extra = '', basedir?: string) => world.config(services, { extra, basedir });
 
 const dynamic = (name: string, path: string, pricerYaml: string, more = '') => `
   - name: ${name}
@@ -429,16 +419,20 @@ describe('an HTTPS pricer, and prepaid credit priced per request by a pricer', (
 });
 
 describe("dynamicprice.metered (Aperture's draw-down: the pricer keeps the balance)", () => {
-  it('books each challenge, asks before each request, reports usage after it, and sells a new bundle when refused', async () => {
-    const gateway = await start(
+  /** A gateway whose service `meter` (`/m/`) is priced and metered by the gRPC pricer. */
+  const startMetered = (more = '') =>
+    start(
       yaml(
         dynamic(
           'meter',
           'm',
-          `      grpcaddress: "127.0.0.1:${pricer.port}"\n      insecure: true\n      metered: true\n      usagetailbytes: 64\n`,
+          `      grpcaddress: "127.0.0.1:${pricer.port}"\n      insecure: true\n      metered: true\n${more}`,
         ),
       ),
     );
+
+  it('books each challenge, asks before each request, reports usage after it, and sells a new bundle when refused', async () => {
+    const gateway = await startMetered('      usagetailbytes: 64\n');
     const first = await send(`${gateway.url}/m/chat`);
     expect(satsOf(first)).toBe(20);
     const token = await pay(first);
@@ -490,15 +484,7 @@ describe("dynamicprice.metered (Aperture's draw-down: the pricer keeps the balan
   }, 40_000);
 
   it('gives the reservation of a WebSocket upgrade back: an empty, incomplete usage report', async () => {
-    const gateway = await start(
-      yaml(
-        dynamic(
-          'meter',
-          'm',
-          `      grpcaddress: "127.0.0.1:${pricer.port}"\n      insecure: true\n      metered: true\n`,
-        ),
-      ),
-    );
+    const gateway = await startMetered();
     const token = await pay(await send(`${gateway.url}/m/ws`));
     const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/m/ws`, {
       headers: { authorization: token.authorization },
@@ -524,15 +510,7 @@ describe("dynamicprice.metered (Aperture's draw-down: the pricer keeps the balan
   }, 30_000);
 
   it('sells no invoice the pricer could not book: 500 challenge failure', async () => {
-    const gateway = await start(
-      yaml(
-        dynamic(
-          'meter',
-          'm',
-          `      grpcaddress: "127.0.0.1:${pricer.port}"\n      insecure: true\n      metered: true\n`,
-        ),
-      ),
-    );
+    const gateway = await startMetered();
     const reply = await send(`${gateway.url}/m/nobook`);
     expect([reply.status, reply.body]).toEqual([500, 'challenge failure\n']);
     expect(reply.headers['www-authenticate']).toBeUndefined();

@@ -194,10 +194,26 @@ export interface World {
   readonly merchant: string;
   /** A fresh base directory under `home`. */
   basedir(): string;
+  /**
+   * Config text of a gateway on the devnet merchant, on 127.0.0.1:8080 without TLS unless `tls`, in a
+   * fresh base directory unless given: `authenticator` lines after its `uri`, `extra` top-level keys,
+   * then `services` (YAML list items).
+   */
+  config(services: string, options?: ConfigOptions): string;
   /** Starts a gateway from config text on an ephemeral loopback port (silent log unless given); closed after the tests. */
   start(text: string, options?: Gateway.StartOptions): Promise<Gateway.Gateway>;
   /** Pays the L402 challenge among `challenges` (the WWW-Authenticate value or lines) with the payer. */
   pay(challenges: string | readonly string[] | null): Promise<Bought>;
+}
+
+export interface ConfigOptions {
+  readonly extra?: string;
+  readonly basedir?: string;
+  /** `authenticator.uri`: the devnet merchant's LND by default. */
+  readonly wallet?: string;
+  /** More `authenticator` keys, each line indented by two spaces and ended by a newline. */
+  readonly authenticator?: string;
+  readonly tls?: boolean;
 }
 
 export interface WorldOptions {
@@ -239,6 +255,7 @@ export function useWorld(options: WorldOptions): World {
     if (options.backend?.listening) await closeServer(options.backend);
     rmSync(home, { recursive: true, force: true });
   });
+  const basedir = () => join(home, `gw${++dirs}`);
   const now = () => {
     if (running === undefined) throw new Error('the world runs only inside tests and hooks');
     return running;
@@ -260,7 +277,18 @@ export function useWorld(options: WorldOptions): World {
     get merchant() {
       return now().devnet.document.nodes.merchant!.uris.lnd;
     },
-    basedir: () => join(home, `gw${++dirs}`),
+    basedir,
+    config(services, o = {}) {
+      return `
+listenaddr: "127.0.0.1:8080"
+insecure: ${o.tls !== true}
+basedir: ${JSON.stringify(o.basedir ?? basedir())}
+authenticator:
+  uri: ${JSON.stringify(o.wallet ?? now().devnet.document.nodes.merchant!.uris.lnd)}
+${o.authenticator ?? ''}${o.extra ?? ''}
+services:
+${services}`;
+    },
     async start(text, startOptions = {}) {
       const { config } = Config.parse(text, 'test.yaml', { env: {} });
       const gateway = await Gateway.start(config, {

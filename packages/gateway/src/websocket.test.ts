@@ -98,15 +98,9 @@ let wsUrl: string;
 /** The base directory of the gateway `start()` made last. */
 let lastBasedir = '';
 
-async function start(top = 'insecure: true'): Promise<Gateway.Gateway> {
+async function start(tls = false): Promise<Gateway.Gateway> {
   lastBasedir = world.basedir();
-  const text = `
-listenaddr: "127.0.0.1:8080"
-${top}
-basedir: ${JSON.stringify(lastBasedir)}
-authenticator:
-  uri: ${JSON.stringify(world.merchant)}
-services:
+  const services = `
   - name: chat
     pathregexp: '^/ws/'
     address: "${world.upstream}"
@@ -121,7 +115,7 @@ services:
     address: "127.0.0.1:${world.closedPort}"
     auth: off
 `;
-  return world.start(text);
+  return world.start(world.config(services, { basedir: lastBasedir, tls }));
 }
 
 beforeAll(async () => {
@@ -290,7 +284,7 @@ describe('WebSocket through the gateway', () => {
   });
 
   it('relays wss:// through a TLS listener', async () => {
-    const tls = await start('insecure: false');
+    const tls = await start(true);
     const ca = readFileSync(join(lastBasedir, 'tls.cert'));
     const ws = await open(`${tls.url.replace(/^https/, 'wss')}/ws/public/x`, { ca });
     ws.send('secure');

@@ -17,18 +17,8 @@ const world = Testing.useWorld({ name: 'l402-admin-', backend, graceMs: 500 });
 const home = world.home;
 
 function yaml(basedir: string, extra = ''): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(basedir)}
-authenticator:
-  uri: ${JSON.stringify(world.merchant)}
-admin:
-  enabled: true
-dashboard:
-  enabled: true
-${extra}
-services:
+  return world.config(
+    `
   - name: api
     pathregexp: '^/api/'
     address: "${world.upstream}"
@@ -39,7 +29,9 @@ services:
     pathregexp: '^/free/'
     address: "${world.upstream}"
     auth: off
-`;
+`,
+    { basedir, extra: `admin:\n  enabled: true\ndashboard:\n  enabled: true\n${extra}` },
+  );
 }
 
 const start = (text: string) => world.start(text);

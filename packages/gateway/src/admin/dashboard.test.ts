@@ -24,22 +24,15 @@ let browser: Browser;
 const foreign: string[] = [];
 
 beforeAll(async () => {
-  gateway = await world.start(`
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(world.basedir())}
-authenticator:
-  uri: ${JSON.stringify(world.merchant)}
-admin:
-  enabled: true
-dashboard:
-  enabled: true
-services:
+  const weather = `
   - name: weather
     pathregexp: '^/weather/'
     address: "${world.upstream}"
     price: 21
-`);
+`;
+  gateway = await world.start(
+    world.config(weather, { extra: 'admin:\n  enabled: true\ndashboard:\n  enabled: true\n' }),
+  );
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is needed (apt-get install chromium)`);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 }, 60_000);
