@@ -1,9 +1,3 @@
-/**
- * The gateway end to end: real listeners on loopback, a real backend, the real devnet for invoices
- * (the merchant node's LND API) and payments (the payer node's), clients speaking HTTP/1.1, HTTP/2
- * over TLS and h2c.
- */
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
@@ -13,7 +7,6 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Challenge, Credential, Invoice, Macaroon } from 'l402';
 import * as Sqlite from 'l402/stores/sqlite';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as Config from './Config.js';
 import * as Gateway from './Gateway.js';
@@ -516,23 +509,11 @@ describe('secrets and storage', () => {
 
   it('shares tokens between two instances on one PostgreSQL database', async () => {
     // The server the l402 store tests use; each run gets a database of its own, dropped after.
-    const url = new URL(process.env.L402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
-    const admin = postgres(url.href, { max: 1, onnotice: () => {} });
-    const dbname = `l402_gateway_${randomBytes(4).toString('hex')}`;
-    await admin.unsafe(`CREATE DATABASE ${dbname}`);
+    const db = await Testing.database('l402_gateway');
     try {
-      const password = url.password
-        ? `\n  password: ${JSON.stringify(decodeURIComponent(url.password))}`
-        : '';
-      const pg = `dbbackend: postgres
-postgres:
-  host: ${JSON.stringify(url.hostname)}
-  port: ${url.port || 5432}
-  user: ${JSON.stringify(decodeURIComponent(url.username))}
-  dbname: ${dbname}${password}`;
-      const one = await start(yaml(pg));
-      const two = await start(yaml(pg));
-      expect(one.store).toBe(`postgres ${url.hostname}:${url.port || 5432}/${dbname}`);
+      const one = await start(yaml(db.yaml));
+      const two = await start(yaml(db.yaml));
+      expect(one.store).toBe(`postgres ${db.address}/${db.name}`);
       const bought = await pay(await send(`${one.url}/api/items`));
       const headers = { authorization: bought.authorization };
       const paid = await send(`${two.url}/api/items`, { headers });
@@ -547,8 +528,7 @@ postgres:
       expect((await send(`${one.url}/api/items`, { headers })).status).toBe(402);
       await Promise.all([one.close(), two.close()]);
     } finally {
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${dbname} WITH (FORCE)`);
-      await admin.end();
+      await db.drop();
     }
   }, 30_000);
 

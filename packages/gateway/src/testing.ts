@@ -111,6 +111,8 @@ export async function deadPort(): Promise<number> {
 
 export interface Database {
   readonly name: string;
+  /** The server's `host:port`. */
+  readonly address: string;
   /** The gateway config keys (`dbbackend`, `postgres`) that use it. */
   readonly yaml: string;
   /** Drops the database, closing whatever still uses it. */
@@ -138,6 +140,7 @@ postgres:
   dbname: ${name}${password}`;
   return {
     name,
+    address: `${url.hostname}:${url.port || 5432}`,
     yaml,
     async drop() {
       await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
