@@ -31,7 +31,7 @@ import {
   type Wallet,
 } from 'l402/client';
 import { decodeApertureToken, FileLedger, FileTokenStore, openWallet } from 'l402/client/node';
-import { type Backend, connect } from 'l402/lightning';
+import { type Backend, connect, unknownPayment } from 'l402/lightning';
 import * as NodeL402 from 'l402/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -564,14 +564,7 @@ describe('the middleware (l402/node)', () => {
       pay: async () => {
         throw Object.assign(new Error('no route'), { code: 'L402_PAYMENT_NO_ROUTE' });
       },
-      lookupPayment: async (paymentHash) => ({
-        paymentHash,
-        state: 'unknown',
-        preimage: undefined,
-        amountMsat: undefined,
-        feeMsat: undefined,
-        failure: undefined,
-      }),
+      lookupPayment: async (paymentHash) => unknownPayment(paymentHash),
     };
     // A wallet that is down (nothing listens there) is skipped before anything is sent through it.
     const probe = http.createServer().listen(0, '127.0.0.1');

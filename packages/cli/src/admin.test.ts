@@ -2,72 +2,40 @@
  * `l402 admin` as users run it: the built binary against `l402 gateway` (also the built binary, on
  * embedded defaults, which serve the admin API), with a real devnet payment in between.
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Devnet } from '@l402/devnet';
 import { Config, Gateway, Log } from '@l402/gateway';
 import { Challenge, Credential, Invoice, Macaroon } from 'l402';
 import { type Backend, connect } from 'l402/lightning';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, root, startGateway } from './testing.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'packages/cli/bin/l402.js');
 const home = mkdtempSync(join(tmpdir(), 'l402-admin-cli-'));
 let devnet: Devnet.Devnet;
 let payer: Backend;
-let child: ChildProcess;
+const children: ChildProcess[] = [];
 let url: string;
 
-function newestSource(): number {
-  let newest = 0;
-  for (const pkg of ['cli', 'l402', 'devnet', 'gateway']) {
-    const dir = join(root, 'packages', pkg, 'src');
-    for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
-      if (file.endsWith('.ts') && !file.endsWith('.test.ts'))
-        newest = Math.max(newest, statSync(join(dir, file)).mtimeMs);
-    }
-  }
-  return newest;
-}
-
 beforeAll(async () => {
-  const built = join(root, 'packages/cli/dist/main.js');
-  if (!existsSync(built) || statSync(built).mtimeMs < newestSource()) {
-    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b'], {
-      cwd: root,
-      stdio: 'pipe',
-    });
-  }
+  ensureBuilt();
   // The devnet lives here (as `l402 devnet` would run it); the gateway joins it.
   devnet = await Devnet.start({ home });
   payer = await connect(devnet.document.nodes.payer!.uris.lnd);
-  child = spawn(process.execPath, [bin, 'gateway', '--home', home, '--listen', '127.0.0.1:0'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-  });
-  const banner = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      stdout += d;
-      if (stdout.includes('Ctrl-C stops it.')) resolve(stdout);
-    });
-    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${stderr}`)));
-  });
-  url = /listening on (http:\/\/\S+)/.exec(banner)![1]!;
+  const started = await startGateway(home, children);
+  const banner = started.banner;
+  url = started.url;
   expect(banner).toContain(`admin      ${url}/api/admin/ (macaroon ${join(home, 'admin.macaroon')}`);
   expect(banner).toMatch(new RegExp(`dashboard  ${url.replace(/\./g, '\\.')}/dashboard#code=[0-9a-f]{32} `));
 }, 120_000);
 
 afterAll(async () => {
-  if (child !== undefined && child.exitCode === null) {
+  for (const child of children) {
+    if (child.exitCode !== null) continue;
     child.kill('SIGTERM');
     await once(child, 'exit');
   }

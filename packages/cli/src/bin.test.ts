@@ -1,36 +1,14 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, root } from './testing.js';
 
 // The real, built command: these tests prove the published entry point works, not just `main()`.
-const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'packages/cli/bin/l402.js');
-const built = join(root, 'packages/cli/dist/main.js');
 
-/** Newest modification time of the TypeScript sources the binary is built from. */
-function newestSource(): number {
-  let newest = 0;
-  for (const pkg of ['cli', 'l402', 'devnet']) {
-    const dir = join(root, 'packages', pkg, 'src');
-    for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
-      if (file.endsWith('.ts') && !file.endsWith('.test.ts'))
-        newest = Math.max(newest, statSync(join(dir, file)).mtimeMs);
-    }
-  }
-  return newest;
-}
-
-beforeAll(() => {
-  if (!existsSync(built) || statSync(built).mtimeMs < newestSource()) {
-    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b'], {
-      cwd: root,
-      stdio: 'pipe',
-    });
-  }
-}, 120_000);
+beforeAll(ensureBuilt, 120_000);
 
 function l402(...args: string[]) {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8' });

@@ -4,19 +4,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientHome, deadPort, ensureBuilt, l402, startWorld, type World } from './testing.js';
+import { describe, expect, it } from 'vitest';
+import { clientHome, deadPort, l402, useWorld } from './testing.js';
 
-let world: World;
-
-beforeAll(async () => {
-  ensureBuilt();
-  world = await startWorld();
-}, 180_000);
-
-afterAll(async () => {
-  await world?.close();
-});
+const world = useWorld();
 
 describe('l402 get: exit codes', () => {
   it('--max-cost below the price refuses to pay: exit 4, nothing paid', async () => {

@@ -6,19 +6,10 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIG, clientHome, ensureBuilt, l402, root, startWorld, type World } from './testing.js';
+import { describe, expect, it } from 'vitest';
+import { BIG, clientHome, l402, root, useWorld } from './testing.js';
 
-let world: World;
-
-beforeAll(async () => {
-  ensureBuilt();
-  world = await startWorld();
-}, 180_000);
-
-afterAll(async () => {
-  await world?.close();
-});
+const world = useWorld();
 
 describe('l402 get', () => {
   it('pays the challenge, prints the body (exit 0), and reuses the token on the next run', async () => {

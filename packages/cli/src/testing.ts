@@ -4,7 +4,7 @@
  * the devnet payer through `devnet.json`, and the BUILT `l402` binary run as a child process. The child
  * is spawned asynchronously: the devnet it pays through lives in this process's event loop.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Devnet } from '@l402/devnet';
 import * as NodeL402 from 'l402/node';
+import { afterAll, beforeAll } from 'vitest';
 
 export const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'packages/cli/bin/l402.js');
@@ -22,7 +23,7 @@ const built = join(root, 'packages/cli/dist/main.js');
 /** Builds the binary when any source it is built from is newer than dist/. */
 export function ensureBuilt(): void {
   let newest = 0;
-  for (const pkg of ['cli', 'l402', 'devnet']) {
+  for (const pkg of ['cli', 'l402', 'devnet', 'gateway']) {
     const dir = join(root, 'packages', pkg, 'src');
     for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
       if (file.endsWith('.ts') && !file.endsWith('.test.ts'))
@@ -66,6 +67,45 @@ export async function l402(
   const [code] = (await once(child, 'close')) as [number | null];
   const raw = Buffer.concat(out);
   return { code, stdout: raw.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), raw };
+}
+
+export interface RunningGateway {
+  readonly child: ChildProcess;
+  /** Everything printed before "Ctrl-C stops it." */
+  readonly banner: string;
+  /** Where it listens, from the banner. */
+  readonly url: string;
+  stderr(): string;
+}
+
+/**
+ * Starts the built `l402 gateway --home <home> --listen 127.0.0.1:0` and waits for its banner; the
+ * child is pushed to `children` at once, so the caller can kill it whatever happens.
+ *
+ * @example
+ * const { url } = await startGateway(home, children);
+ */
+export async function startGateway(home: string, children: ChildProcess[]): Promise<RunningGateway> {
+  const child = spawn(process.execPath, [bin, 'gateway', '--home', home, '--listen', '127.0.0.1:0'], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const banner = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (stdout.includes('Ctrl-C stops it.')) resolve(stdout);
+    });
+    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${stderr}`)));
+  });
+  const url = /listening on (http:\/\/\S+)/.exec(banner)?.[1];
+  if (url === undefined) throw new Error(`no address in the gateway's banner: ${banner}`);
+  return { child, banner, url, stderr: () => stderr };
 }
 
 /** A fresh client home; with `devnet`, it holds the devnet's `devnet.json`, so the payer is the default wallet. */
@@ -188,6 +228,44 @@ export async function startWorld(options: { nodes?: string[] } = {}): Promise<Wo
       await devnet.close();
       for (const h of homes.splice(0)) rmSync(h, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * Builds the binary and starts the world before the file's tests, closes it after them: the
+ * returned handle reads the running world, so use its fields inside tests and hooks only.
+ *
+ * @example
+ * const world = useWorld();
+ * it('pays', async () => expect((await l402(['get', `${world.url}/paid`], { home: clientHome(world.devnet) })).code).toBe(0));
+ */
+export function useWorld(options: Parameters<typeof startWorld>[0] = {}): World {
+  let world: World | undefined;
+  beforeAll(async () => {
+    ensureBuilt();
+    world = await startWorld(options);
+  }, 180_000);
+  afterAll(async () => {
+    await world?.close();
+  });
+  const running = (): World => {
+    if (world === undefined) throw new Error('the world runs only inside tests and hooks');
+    return world;
+  };
+  return {
+    get devnet() {
+      return running().devnet;
+    },
+    get url() {
+      return running().url;
+    },
+    get hits() {
+      return running().hits;
+    },
+    get bodies() {
+      return running().bodies;
+    },
+    close: () => running().close(),
   };
 }
 

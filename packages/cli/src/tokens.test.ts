@@ -5,19 +5,10 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Challenge, Identifier, Macaroon } from 'l402';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientHome, ensureBuilt, l402, startWorld, type World } from './testing.js';
+import { describe, expect, it } from 'vitest';
+import { clientHome, l402, useWorld } from './testing.js';
 
-let world: World;
-
-beforeAll(async () => {
-  ensureBuilt();
-  world = await startWorld();
-}, 180_000);
-
-afterAll(async () => {
-  await world?.close();
-});
+const world = useWorld();
 
 /** A home holding one paid token for the `notes` service (read and write). */
 async function boughtNotes() {

@@ -11,8 +11,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { Caveat, Errors, Macaroon } from 'l402';
-import { createFetch, type StoredToken, TokenStore } from 'l402/client';
+import { Errors, Macaroon } from 'l402';
+import { createFetch, Delegate, type StoredToken } from 'l402/client';
 import { FileTokenStore } from 'l402/client/node';
 import { type Run, repeatable, UsageError } from './cli.js';
 import * as Config from './config.js';
@@ -47,33 +47,6 @@ async function pick(list: readonly StoredToken[], id: string): Promise<StoredTok
   if (found.length === 0) throw new UsageError(`no token ${id} in the store`);
   if (found.length > 1) throw new UsageError(`${found.length} tokens match ${id}: give more digits`);
   return found[0] as StoredToken;
-}
-
-/**
- * The caveats to add, each checked to narrow (never widen) the token's own caveat of the same key:
- * a `services`, `<service>_capabilities` or `<service>_valid_until` caveat must be a subset, or earlier.
- */
-export function narrowing(existing: readonly string[], added: readonly string[]): string[] {
-  const last = new Map<string, string>();
-  for (const text of existing) {
-    const c = Caveat.tryParse(text);
-    if (c !== undefined) last.set(c.key, c.value);
-  }
-  for (const text of added) {
-    const c = Caveat.parse(text);
-    const before = last.get(c.key);
-    if (before !== undefined) {
-      const satisfier = Caveat.defaultSatisfiers.find((s) => s.matches(c.key));
-      const ok = satisfier !== undefined ? satisfier.narrows(before, c.value, c.key) : before === c.value;
-      if (!ok) {
-        throw new UsageError(
-          `--caveat ${text} would widen the token's ${c.key}=${before}: attenuation can only narrow`,
-        );
-      }
-    }
-    last.set(c.key, c.value);
-  }
-  return [...added];
 }
 
 /**
@@ -257,31 +230,15 @@ export function registerTokens(program: Command, run: Run): void {
         else if (paid.length === 1) t = paid[0] as StoredToken;
         else
           throw new UsageError(`${paid.length} tokens for ${originOf(origin)}: choose one with --token <id>`);
-        const mac = Macaroon.decode(t.macaroon);
-        const existing = mac.caveats.map((c) => new TextDecoder().decode(c.id));
-        let added: string[];
+        let delegated: Delegate.Delegated;
         try {
-          added = narrowing(existing, options.caveat);
+          delegated = Delegate.attenuate(t, options.caveat);
         } catch (error) {
+          // A widening or malformed caveat is the caller's mistake: exit 2 with the library's reason.
           if (error instanceof Errors.L402Error) throw new UsageError(`--caveat: ${error.message}`);
           throw error;
         }
-        const narrowed = Macaroon.addFirstPartyCaveat(mac, ...added);
-        const macaroon = Macaroon.toBase64(narrowed);
-        const scope = TokenStore.scopeOf([...existing, ...added]);
-        if (scope.path !== undefined && !TokenStore.covers(t.path, scope.path)) {
-          throw new UsageError(
-            `--caveat path ${scope.path} is outside the token's scope ${t.path}: attenuation can only narrow`,
-          );
-        }
-        const token: StoredToken = {
-          ...t,
-          macaroon,
-          path: scope.path ?? t.path,
-          ...(scope.expiresAt !== undefined ? { expiresAt: scope.expiresAt } : {}),
-          createdAt: Date.now(),
-        };
-        const credential = `${t.scheme === 'LSAT' ? 'LSAT' : 'L402'} ${macaroon}:${t.preimage}`;
+        const { credential, token } = delegated;
         out(options.credential ? credential : JSON.stringify({ credential, token }, null, 2));
       }),
     );

@@ -5,20 +5,11 @@
  */
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as Config from './config.js';
-import { clientHome, ensureBuilt, l402, startWorld, type World } from './testing.js';
+import { clientHome, l402, useWorld } from './testing.js';
 
-let world: World;
-
-beforeAll(async () => {
-  ensureBuilt();
-  world = await startWorld();
-}, 180_000);
-
-afterAll(async () => {
-  await world?.close();
-});
+const world = useWorld();
 
 describe('l402 wallet', () => {
   it('invoice on one node, pay from the other, balances move', async () => {

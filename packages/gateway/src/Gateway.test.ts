@@ -1,26 +1,17 @@
-/**
- * The gateway end to end: real listeners on loopback, a real backend, the real devnet for invoices
- * (the merchant node's LND API) and payments (the payer node's), clients speaking HTTP/1.1, HTTP/2
- * over TLS and h2c.
- */
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { Devnet } from '@l402/devnet';
 import { Challenge, Credential, Invoice, Macaroon } from 'l402';
-import { type Backend, connect } from 'l402/lightning';
 import * as Sqlite from 'l402/stores/sqlite';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as Config from './Config.js';
 import * as Gateway from './Gateway.js';
 import * as Log from './Log.js';
+import * as Testing from './testing.js';
 
 // ——— a backend that records what reached it ———
 
@@ -42,10 +33,7 @@ let streamFinished = false;
 const backend = http.createServer(async (request, response) => {
   let bodyBytes = 0;
   for await (const chunk of request) bodyBytes += (chunk as Buffer).length;
-  const headers: [string, string][] = [];
-  for (let i = 0; i < request.rawHeaders.length; i += 2) {
-    headers.push([request.rawHeaders[i]!.toLowerCase(), request.rawHeaders[i + 1]!]);
-  }
+  const headers = Testing.headerLines(request.rawHeaders);
   seen.push({ method: request.method!, url: request.url!, headers, bodyBytes });
   const path = request.url!.split('?')[0]!;
   const delay = Number(new URL(request.url!, 'http://x').searchParams.get('ms') ?? 500);
@@ -71,100 +59,31 @@ const backend = http.createServer(async (request, response) => {
   response.end(JSON.stringify({ ok: true, path, bodyBytes }));
 });
 
-// ——— a client that shows every header line ———
-
-interface Reply {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  /** Header lines as received, names lower-cased. */
-  readonly lines: readonly (readonly [string, string])[];
-  readonly body: string;
-}
-
-interface Send {
-  readonly method?: string;
-  readonly headers?: http.OutgoingHttpHeaders;
-  readonly body?: string | Buffer;
-  /** Send the body in chunks without a length. */
-  readonly chunked?: boolean;
-}
-
-function send(url: string, options: Send = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      url,
-      { method: options.method ?? 'GET', headers: options.headers, agent: false },
-      async (response) => {
-        let body = '';
-        for await (const chunk of response) body += chunk;
-        const lines: [string, string][] = [];
-        for (let i = 0; i < response.rawHeaders.length; i += 2) {
-          lines.push([response.rawHeaders[i]!.toLowerCase(), response.rawHeaders[i + 1]!]);
-        }
-        resolve({ status: response.statusCode!, headers: response.headers, lines, body });
-      },
-    );
-    request.on('error', reject);
-    if (options.chunked && options.body !== undefined) {
-      const body = Buffer.from(options.body);
-      for (let i = 0; i < body.length; i += 256) request.write(body.subarray(i, i + 256));
-      request.end();
-    } else request.end(options.body);
-  });
-}
-
-const lineValues = (reply: Reply, name: string) => reply.lines.filter(([n]) => n === name).map(([, v]) => v);
+type Reply = Testing.Reply;
+const send = Testing.send;
+const lineValues = (reply: Reply, name: string) => Testing.headerValues(reply.lines, name);
 
 // ——— the network and the gateways under test ———
 
-const home = mkdtempSync(join(tmpdir(), 'l402-gateway-'));
-let devnet: Devnet.Devnet;
-let payer: Backend;
-let upstream: string;
-let closedPort: number;
-const gateways: Gateway.Gateway[] = [];
+const world = Testing.useWorld({ name: 'l402-gateway-', backend });
+// Before the gateways close (the last hooks registered run first): the open stream ends.
+afterAll(() => releaseStream());
 
-beforeAll(async () => {
-  devnet = await Devnet.start({ home, publish: false });
-  payer = await connect(devnet.document.nodes.payer!.uris.lnd);
-  backend.listen(0, '127.0.0.1');
-  await once(backend, 'listening');
-  upstream = `127.0.0.1:${(backend.address() as { port: number }).port}`;
-  const probe = http.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  closedPort = (probe.address() as { port: number }).port;
-  await new Promise((r) => probe.close(r));
-}, 60_000);
-
-afterAll(async () => {
-  releaseStream();
-  await Promise.all(gateways.map((g) => g.close({ graceMs: 1_000 })));
-  await payer?.close();
-  await devnet?.close();
-  backend.closeAllConnections();
-  await new Promise((r) => backend.close(r));
-  rmSync(home, { recursive: true, force: true });
-});
-
-let dirs = 0;
+/** The base directory of the gateway `yaml()` made last. */
+let lastBasedir = '';
 
 /** YAML for a gateway on the devnet merchant with the usual test services, plus `extra` top-level keys. */
-function yaml(extra = '', wallet = devnet.document.nodes.merchant!.uris.lnd): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(join(home, `gw${++dirs}`))}
-authenticator:
-  uri: ${JSON.stringify(wallet)}
-${extra}
-services:
+function yaml(extra = '', wallet = world.merchant): string {
+  lastBasedir = world.basedir();
+  return world.config(
+    `
   - name: other
     hostregexp: '^other\\.example(:\\d+)?$'
-    address: "${upstream}"
+    address: "${world.upstream}"
     auth: off
   - name: api
     pathregexp: '^/api/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     price: 21
     timeout: 3600
     capabilities: read,write
@@ -178,38 +97,26 @@ services:
     authskipinvoicecreationpaths: ['^/api/stream/']
   - name: free
     pathregexp: '^/free/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     auth: off
   - name: freebie
     pathregexp: '^/freebie/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     auth: freebie 2
     price: 5
   - name: down
     pathregexp: '^/down/'
-    address: "127.0.0.1:${closedPort}"
+    address: "127.0.0.1:${world.closedPort}"
     auth: off
-`;
+`,
+    { extra, wallet, basedir: lastBasedir },
+  );
 }
 
-async function start(text: string, options: Gateway.StartOptions = {}): Promise<Gateway.Gateway> {
-  const { config } = Config.parse(text, 'test.yaml', { env: {} });
-  const gateway = await Gateway.start(config, {
-    log: Log.silent,
-    listen: { host: '127.0.0.1', port: 0 },
-    ...options,
-  });
-  gateways.push(gateway);
-  return gateway;
-}
+const start = world.start;
 
 /** Pays the 402 in `reply` with the payer's wallet; returns the macaroon and preimage bought. */
-async function pay(reply: Reply) {
-  const offer = Challenge.l402(Challenge.parse(lineValues(reply, 'www-authenticate')))!;
-  const macaroon = Macaroon.decode(offer.macaroon);
-  const { preimage } = await payer.pay(offer.invoice, { maxFeeMsat: 1_000n });
-  return { offer, macaroon, preimage, authorization: Credential.format({ macaroon, preimage }) };
-}
+const pay = (reply: Reply) => world.pay(lineValues(reply, 'www-authenticate'));
 
 describe('the gateway on the devnet', () => {
   let gateway: Gateway.Gateway;
@@ -252,7 +159,7 @@ describe('the gateway on the devnet', () => {
     expect(values(reached, 'x-forwarded-proto')).toEqual(['http']);
     expect(values(reached, 'x-forwarded-host')).toEqual([new URL(gateway.url).host]);
     expect(values(reached, 'x-api-key')).toEqual(['upstream-secret']);
-    expect(values(reached, 'host')).toEqual([upstream]);
+    expect(values(reached, 'host')).toEqual([world.upstream]);
   }, 30_000);
 
   it('accepts the token in every credential form and forwards it as the LSAT + L402 pair', async () => {
@@ -460,12 +367,12 @@ describe('limits', () => {
     const big = 'x'.repeat(3000);
     const declared = await send(`${gateway.url}/free/upload`, { method: 'POST', body: big });
     expect(declared.status).toBe(413);
-    const chunked = await send(`${gateway.url}/free/upload`, { method: 'POST', body: big, chunked: true });
+    const chunked = await send(`${gateway.url}/free/upload`, { method: 'POST', body: big, chunk: 256 });
     expect(chunked.status).toBe(413);
     const small = await send(`${gateway.url}/free/upload`, {
       method: 'POST',
       body: 'x'.repeat(900),
-      chunked: true,
+      chunk: 256,
     });
     expect(small.status).toBe(200);
     expect(JSON.parse(small.body)).toMatchObject({ bodyBytes: 900 });
@@ -482,7 +389,7 @@ describe('limits', () => {
   });
 
   it('fails to start on a port already taken, saying so', async () => {
-    const taken = Number(upstream.split(':')[1]);
+    const taken = Number(world.upstream.split(':')[1]);
     const { config } = Config.parse(yaml(), 'test.yaml', { env: {} });
     await expect(
       Gateway.start(config, { log: Log.silent, listen: { host: '127.0.0.1', port: taken } }),
@@ -494,7 +401,7 @@ describe('Lightning down', () => {
   it('answers paid routes with 503 and Retry-After while tokens already paid keep working', async () => {
     const healthy = await start(yaml());
     const bought = await pay(await send(`${healthy.url}/api/items`));
-    const dbfile = join(home, `gw${dirs}`, 'gateway.db');
+    const dbfile = join(lastBasedir, 'gateway.db');
     const text = yaml(`sqlite:\n  dbfile: ${JSON.stringify(dbfile)}`, 'lnd://127.0.0.1:1?macaroon=00');
     const gateway = await start(text);
     const unpaid = await send(`${gateway.url}/api/items`);
@@ -508,8 +415,8 @@ describe('Lightning down', () => {
 
 describe("LND configured Aperture's way", () => {
   it('mints with lndhost, tlspath and macdir (invoice.macaroon)', async () => {
-    const lnd = devnet.document.nodes.merchant!.lnd;
-    const macdir = join(home, 'macdir');
+    const lnd = world.devnet.document.nodes.merchant!.lnd;
+    const macdir = join(world.home, 'macdir');
     mkdirSync(macdir, { recursive: true });
     writeFileSync(join(macdir, 'invoice.macaroon'), Buffer.from(lnd.invoiceMacaroon, 'hex'));
     const authenticator = `authenticator:
@@ -591,7 +498,7 @@ describe('TLS', () => {
 describe('secrets and storage', () => {
   it('derives root keys from a master key it creates 0600, and the tokens work', async () => {
     const gateway = await start(yaml('secrets: derived'));
-    const basedir = join(home, `gw${dirs}`);
+    const basedir = lastBasedir;
     const key = join(basedir, 'master.key');
     expect(statSync(key).mode & 0o777).toBe(0o600);
     expect(readFileSync(key)).toHaveLength(32);
@@ -602,23 +509,11 @@ describe('secrets and storage', () => {
 
   it('shares tokens between two instances on one PostgreSQL database', async () => {
     // The server the l402 store tests use; each run gets a database of its own, dropped after.
-    const url = new URL(process.env.L402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
-    const admin = postgres(url.href, { max: 1, onnotice: () => {} });
-    const dbname = `l402_gateway_${randomBytes(4).toString('hex')}`;
-    await admin.unsafe(`CREATE DATABASE ${dbname}`);
+    const db = await Testing.database('l402_gateway');
     try {
-      const password = url.password
-        ? `\n  password: ${JSON.stringify(decodeURIComponent(url.password))}`
-        : '';
-      const pg = `dbbackend: postgres
-postgres:
-  host: ${JSON.stringify(url.hostname)}
-  port: ${url.port || 5432}
-  user: ${JSON.stringify(decodeURIComponent(url.username))}
-  dbname: ${dbname}${password}`;
-      const one = await start(yaml(pg));
-      const two = await start(yaml(pg));
-      expect(one.store).toBe(`postgres ${url.hostname}:${url.port || 5432}/${dbname}`);
+      const one = await start(yaml(db.yaml));
+      const two = await start(yaml(db.yaml));
+      expect(one.store).toBe(`postgres ${db.address}/${db.name}`);
       const bought = await pay(await send(`${one.url}/api/items`));
       const headers = { authorization: bought.authorization };
       const paid = await send(`${two.url}/api/items`, { headers });
@@ -633,8 +528,7 @@ postgres:
       expect((await send(`${one.url}/api/items`, { headers })).status).toBe(402);
       await Promise.all([one.close(), two.close()]);
     } finally {
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${dbname} WITH (FORCE)`);
-      await admin.end();
+      await db.drop();
     }
   }, 30_000);
 
@@ -642,7 +536,7 @@ postgres:
     let now = Date.now();
     const gateway = await start(yaml(), { now: () => now, sweepIntervalMs: 50 });
     expect((await send(`${gateway.url}/api/items`)).status).toBe(402);
-    const store = await Sqlite.open({ path: join(home, `gw${dirs}`, 'gateway.db') });
+    const store = await Sqlite.open({ path: join(lastBasedir, 'gateway.db') });
     try {
       expect(await store.transactions()).toHaveLength(1);
       now += 2 * 3600 * 1000;

@@ -3,9 +3,9 @@
  * `node packages/cli/bin/l402.js gateway`), on embedded defaults with its own devnet, with the
  * Aperture sample config, and killed with SIGKILL between a 402 and its payment.
  */
-import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,8 +14,9 @@ import { Devnet } from '@l402/devnet';
 import { Challenge, Credential, Macaroon } from 'l402';
 import { connect } from 'l402/lightning';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The command under test is the CLI's: its harness builds and starts it.
+import { ensureBuilt, type RunningGateway, root, startGateway } from '../../cli/src/testing.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'packages/cli/bin/l402.js');
 const SAMPLE = fileURLToPath(new URL('./fixtures/aperture-sample-conf.yaml', import.meta.url));
 const homes: string[] = [];
@@ -27,28 +28,7 @@ function tempHome(): string {
   return dir;
 }
 
-/** Newest modification time of the TypeScript sources the binary is built from. */
-function newestSource(): number {
-  let newest = 0;
-  for (const pkg of ['cli', 'l402', 'devnet', 'gateway']) {
-    const dir = join(root, 'packages', pkg, 'src');
-    for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
-      if (file.endsWith('.ts') && !file.endsWith('.test.ts'))
-        newest = Math.max(newest, statSync(join(dir, file)).mtimeMs);
-    }
-  }
-  return newest;
-}
-
-beforeAll(() => {
-  const built = join(root, 'packages/cli/dist/main.js');
-  if (!existsSync(built) || statSync(built).mtimeMs < newestSource()) {
-    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b'], {
-      cwd: root,
-      stdio: 'pipe',
-    });
-  }
-}, 120_000);
+beforeAll(ensureBuilt, 120_000);
 
 afterAll(() => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
@@ -60,36 +40,10 @@ function l402(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-interface Running {
-  readonly child: ChildProcess;
-  /** Everything printed before "Ctrl-C stops it." */
-  readonly banner: string;
-  readonly url: string;
-  stderr(): string;
-}
+type Running = RunningGateway;
 
 /** Starts `l402 gateway --home <home> --listen 127.0.0.1:0` and waits for its banner. */
-async function gateway(home: string): Promise<Running> {
-  const child = spawn(process.execPath, [bin, 'gateway', '--home', home, '--listen', '127.0.0.1:0'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-  });
-  const banner = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      stdout += d;
-      if (stdout.includes('Ctrl-C stops it.')) resolve(stdout);
-    });
-    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${stderr}`)));
-  });
-  const url = /listening on (http:\/\/\S+)/.exec(banner)![1]!;
-  return { child, banner, url, stderr: () => stderr };
-}
+const gateway = (home: string): Promise<Running> => startGateway(home, children);
 
 async function stop(running: Running): Promise<number | null> {
   running.child.kill('SIGTERM');

@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import postgresJs from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as Counters from './counters.js';
+import * as Testing from './testing.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'l402-counters-'));
 const run = randomBytes(6).toString('hex');
@@ -19,8 +20,7 @@ const prefix = `l402-test:${run}:`;
 
 afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await Testing.dropKeys(redis, prefix);
   redis.disconnect();
   const sql = postgresJs(pgUrl.href, { onnotice: () => {} });
   await sql`DELETE FROM gateway_counters WHERE key LIKE ${`${run}:%`}`;
@@ -122,14 +122,7 @@ describe('Counters.redis', () => {
   });
 
   it('rejects at once while the server is unreachable', async () => {
-    const down = new Redis({
-      host: '127.0.0.1',
-      port: 1,
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      retryStrategy: () => null,
-    });
-    down.on('error', () => {});
+    const down = Testing.deadRedis();
     await expect(Counters.redis(down, prefix).take('k', 1)).rejects.toThrow();
     down.disconnect();
   });

@@ -6,24 +6,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { Devnet } from '@l402/devnet';
 import BetterSqlite3 from 'better-sqlite3';
 import { Redis } from 'ioredis';
-import { Challenge, Credential, Macaroon } from 'l402';
-import { type Backend, connect } from 'l402/lightning';
-import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as Config from './Config.js';
-import * as Gateway from './Gateway.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import * as Log from './Log.js';
+import * as Testing from './testing.js';
 
 const backend = http.createServer((request, response) => {
   request.resume();
@@ -31,36 +24,9 @@ const backend = http.createServer((request, response) => {
   response.end(JSON.stringify({ ok: true, url: request.url }));
 });
 
-interface Reply {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly lines: readonly (readonly [string, string])[];
-  readonly body: string;
-}
-
 /** A request from `from` (a loopback address), with `headers`. */
-function send(
-  url: string,
-  options: { headers?: http.OutgoingHttpHeaders; from?: string } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      url,
-      { headers: options.headers, agent: false, localAddress: options.from ?? '127.0.0.1' },
-      async (response) => {
-        let body = '';
-        for await (const chunk of response) body += chunk;
-        const lines: [string, string][] = [];
-        for (let i = 0; i < response.rawHeaders.length; i += 2) {
-          lines.push([response.rawHeaders[i]!.toLowerCase(), response.rawHeaders[i + 1]!]);
-        }
-        resolve({ status: response.statusCode!, headers: response.headers, lines, body });
-      },
-    );
-    request.on('error', reject);
-    request.end();
-  });
-}
+const send = (url: string, options: { headers?: http.OutgoingHttpHeaders; from?: string } = {}) =>
+  Testing.send(url, { from: '127.0.0.1', ...options });
 
 /** The statuses of `n` requests in a row. */
 async function statuses(n: number, url: string, options: Parameters<typeof send>[1] = {}): Promise<number[]> {
@@ -69,40 +35,14 @@ async function statuses(n: number, url: string, options: Parameters<typeof send>
   return out;
 }
 
-const home = mkdtempSync(join(tmpdir(), 'l402-limits-'));
+const world = Testing.useWorld({ name: 'l402-limits-', backend });
 const run = randomBytes(4).toString('hex');
 const redis = new Redis({ host: '127.0.0.1', port: 6379 });
 const prefixes: string[] = [];
-let devnet: Devnet.Devnet;
-let payer: Backend;
-let upstream: string;
-let closedPort: number;
-const gateways: Gateway.Gateway[] = [];
-
-beforeAll(async () => {
-  devnet = await Devnet.start({ home, publish: false });
-  payer = await connect(devnet.document.nodes.payer!.uris.lnd);
-  backend.listen(0, '127.0.0.1');
-  await once(backend, 'listening');
-  upstream = `127.0.0.1:${(backend.address() as net.AddressInfo).port}`;
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  closedPort = (probe.address() as net.AddressInfo).port;
-  await new Promise((r) => probe.close(r));
-}, 60_000);
 
 afterAll(async () => {
-  await Promise.all(gateways.map((g) => g.close({ graceMs: 1_000 })));
-  for (const prefix of prefixes) {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-  }
+  for (const prefix of prefixes) await Testing.dropKeys(redis, prefix);
   redis.disconnect();
-  await payer?.close();
-  await devnet?.close();
-  backend.closeAllConnections();
-  await new Promise((r) => backend.close(r));
-  rmSync(home, { recursive: true, force: true });
 });
 
 /** A Redis key prefix of this test's own, removed after the run. */
@@ -112,30 +52,21 @@ function redisPrefix(): string {
   return prefix;
 }
 
-let dirs = 0;
-const newBasedir = () => join(home, `gw${++dirs}`);
-
 /**
  * Services: `free` (freebie 2), `paid` (one request a minute per client, burst 2), `open` (burst 3 per
  * hour, and one more rule for `/open/strict`).
  */
-function yaml(extra = '', basedir = newBasedir()): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(basedir)}
-authenticator:
-  uri: ${JSON.stringify(devnet.document.nodes.merchant!.uris.lnd)}
-${extra}
-services:
+function yaml(extra = '', basedir = world.basedir()): string {
+  return world.config(
+    `
   - name: free
     pathregexp: '^/free/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     auth: freebie 2
     price: 3
   - name: paid
     pathregexp: '^/paid/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     price: 5
     ratelimits:
       - requests: 1
@@ -143,7 +74,7 @@ services:
         burst: 2
   - name: open
     pathregexp: '^/open/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     auth: off
     ratelimits:
       - requests: 3
@@ -151,31 +82,49 @@ services:
       - pathregexp: '^/open/strict'
         requests: 1
         per: 1h
-`;
+`,
+    { extra, basedir },
+  );
 }
 
-async function start(text: string, options: Gateway.StartOptions = {}): Promise<Gateway.Gateway> {
-  const { config } = Config.parse(text, 'test.yaml', { env: {} });
-  const gateway = await Gateway.start(config, {
-    log: Log.silent,
-    listen: { host: '127.0.0.1', port: 0 },
-    ...options,
+const start = world.start;
+
+const pay = async (reply: Testing.Reply): Promise<string> =>
+  (await world.pay(Testing.headerValues(reply.lines, 'www-authenticate'))).authorization;
+
+/** A TCP relay to the real Redis server that the test can cut (closing it and every connection). */
+function redisRelay() {
+  const sockets = new Set<net.Socket>();
+  const relay = net.createServer((client) => {
+    const server = net.connect(6379, '127.0.0.1');
+    for (const s of [client, server]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(server).pipe(client);
   });
-  gateways.push(gateway);
-  return gateway;
+  const cut = () => {
+    const closed = new Promise((r) => relay.close(r));
+    for (const s of sockets) s.destroy();
+    return closed;
+  };
+  return { relay, cut };
 }
 
-async function pay(reply: Reply): Promise<string> {
-  const offer = Challenge.l402(
-    Challenge.parse(reply.lines.filter(([n]) => n === 'www-authenticate').map(([, v]) => v)),
-  )!;
-  const { preimage } = await payer.pay(offer.invoice, { maxFeeMsat: 1_000n });
-  return Credential.format({ macaroon: Macaroon.decode(offer.macaroon), preimage });
+/** Asks `url` until it is not refused (the gateway's Redis client reconnects on its own, within 2 s of backoff); its status. */
+async function freeAgain(url: string): Promise<number> {
+  let status = 402;
+  for (let i = 0; i < 50 && status === 402; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    status = (await send(url)).status;
+  }
+  return status;
 }
 
 describe('freebies', () => {
   it('are counted in the SQLite file, so a restart does not hand out more', async () => {
-    const basedir = newBasedir();
+    const basedir = world.basedir();
     const one = await start(yaml('', basedir));
     expect(await statuses(1, `${one.url}/free/a`)).toEqual([200]);
     // Another address of the same /24 shares the allowance.
@@ -196,29 +145,16 @@ describe('freebies', () => {
   }, 30_000);
 
   it('are shared by two instances on one PostgreSQL database', async () => {
-    const url = new URL(process.env.L402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
-    const admin = postgres(url.href, { max: 1, onnotice: () => {} });
-    const dbname = `l402_limits_${run}`;
-    await admin.unsafe(`CREATE DATABASE ${dbname}`);
+    const db = await Testing.database('l402_limits');
     try {
-      const password = url.password
-        ? `\n  password: ${JSON.stringify(decodeURIComponent(url.password))}`
-        : '';
-      const pg = `dbbackend: postgres
-postgres:
-  host: ${JSON.stringify(url.hostname)}
-  port: ${url.port || 5432}
-  user: ${JSON.stringify(decodeURIComponent(url.username))}
-  dbname: ${dbname}${password}`;
-      const one = await start(yaml(pg));
-      const two = await start(yaml(pg));
+      const one = await start(yaml(db.yaml));
+      const two = await start(yaml(db.yaml));
       expect(await statuses(1, `${one.url}/free/a`)).toEqual([200]);
       expect(await statuses(2, `${two.url}/free/a`)).toEqual([200, 402]);
       expect(await statuses(1, `${one.url}/free/a`)).toEqual([402]);
       await Promise.all([one.close(), two.close()]);
     } finally {
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${dbname} WITH (FORCE)`);
-      await admin.end();
+      await db.drop();
     }
   }, 30_000);
 });
@@ -295,7 +231,7 @@ describe('rate limits for a gRPC client', () => {
     const gateway = await start(`
 listenaddr: "127.0.0.1:8080"
 insecure: true
-basedir: ${JSON.stringify(newBasedir())}
+basedir: ${JSON.stringify(world.basedir())}
 authenticator:
   disable: true
 services:
@@ -350,7 +286,7 @@ describe('through Redis', () => {
   it('while Redis is unreachable: starts, no request is free, limits hold per instance, paid access works', async () => {
     const lines: string[] = [];
     const log = Log.create({ level: 'warn', write: (line) => lines.push(line) });
-    const gateway = await start(yaml(`redis:\n  url: "redis://127.0.0.1:${closedPort}"`), { log });
+    const gateway = await start(yaml(`redis:\n  url: "redis://127.0.0.1:${world.closedPort}"`), { log });
     expect(await statuses(2, `${gateway.url}/free/a`)).toEqual([402, 402]);
     expect(await statuses(4, `${gateway.url}/open/a`)).toEqual([200, 200, 200, 429]);
     const token = await pay(await send(`${gateway.url}/free/a`));
@@ -363,25 +299,8 @@ describe('through Redis', () => {
   }, 30_000);
 
   it('when Redis goes away and comes back, freebies stop and resume without a restart', async () => {
-    // A TCP relay to the real server that the test can cut.
-    const sockets = new Set<net.Socket>();
-    const relay = net.createServer((client) => {
-      const server = net.connect(6379, '127.0.0.1');
-      for (const s of [client, server]) {
-        sockets.add(s);
-        s.on('error', () => {});
-        s.on('close', () => sockets.delete(s));
-      }
-      client.pipe(server).pipe(client);
-    });
-    relay.listen(0, '127.0.0.1');
-    await once(relay, 'listening');
-    const port = (relay.address() as net.AddressInfo).port;
-    const cut = () => {
-      const closed = new Promise((r) => relay.close(r));
-      for (const s of sockets) s.destroy();
-      return closed;
-    };
+    const { relay, cut } = redisRelay();
+    const port = await Testing.listen(relay);
     const prefix = redisPrefix();
     const gateway = await start(yaml(`redis:\n  url: "redis://127.0.0.1:${port}"\n  prefix: "${prefix}"`));
     expect(await statuses(1, `${gateway.url}/free/a`)).toEqual([200]);
@@ -389,13 +308,7 @@ describe('through Redis', () => {
     expect(await statuses(1, `${gateway.url}/free/a`)).toEqual([402]);
     relay.listen(port, '127.0.0.1');
     await once(relay, 'listening');
-    // The client reconnects on its own (within 2 s of backoff); poll until it has.
-    let status = 402;
-    for (let i = 0; i < 50 && status === 402; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = (await send(`${gateway.url}/free/a`)).status;
-    }
-    expect(status).toBe(200);
+    expect(await freeAgain(`${gateway.url}/free/a`)).toBe(200);
     expect(await statuses(1, `${gateway.url}/free/a`)).toEqual([402]);
     await gateway.close({ graceMs: 1_000 });
     await cut();
@@ -404,30 +317,18 @@ describe('through Redis', () => {
 
 describe('through Redis, started while it is down', () => {
   it('serves from the start and picks Redis up once it answers', async () => {
-    const relay = net.createServer((client) => {
-      const server = net.connect(6379, '127.0.0.1');
-      for (const s of [client, server]) s.on('error', () => s.destroy());
-      client.pipe(server).pipe(client);
-    });
+    const { relay, cut } = redisRelay();
     // A port of its own (the one other tests use has a gateway of theirs still trying it).
-    const probe = net.createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const port = (probe.address() as net.AddressInfo).port;
-    await new Promise((r) => probe.close(r));
+    const port = await Testing.deadPort();
     const prefix = redisPrefix();
     const gateway = await start(yaml(`redis:\n  url: "redis://127.0.0.1:${port}"\n  prefix: "${prefix}"`));
     expect(await statuses(1, `${gateway.url}/free/a`)).toEqual([402]);
     relay.listen(port, '127.0.0.1');
     await once(relay, 'listening');
-    let status = 402;
-    for (let i = 0; i < 50 && status === 402; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = (await send(`${gateway.url}/free/a`)).status;
-    }
-    expect(status).toBe(200);
+    expect(await freeAgain(`${gateway.url}/free/a`)).toBe(200);
     expect(await redis.get(`${prefix}count:freebie:free:127.0.0.0/24`)).toBe('1');
     await gateway.close({ graceMs: 1_000 });
-    relay.close();
+    await cut();
   }, 30_000);
 });
 

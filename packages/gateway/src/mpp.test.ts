@@ -4,20 +4,12 @@
  * of `l402/mpp` to build credentials. SQLite by default; two instances on PostgreSQL for replays.
  */
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Devnet } from '@l402/devnet';
 import { Challenge, Credential, Invoice, Macaroon } from 'l402';
-import { type Backend, connect } from 'l402/lightning';
 import { Client, Json, Request } from 'l402/mpp';
-import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as Config from './Config.js';
-import * as Gateway from './Gateway.js';
-import * as Log from './Log.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type * as Gateway from './Gateway.js';
+import * as Testing from './testing.js';
 
 // ——— an upstream that counts what reached it ———
 
@@ -29,31 +21,10 @@ const upstream = http.createServer((request, response) => {
   response.end(JSON.stringify({ ok: true, path: request.url }));
 });
 
-interface Reply {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly lines: readonly (readonly [string, string])[];
-  readonly body: string;
-}
+type Reply = Testing.Reply;
+const send = (url: string, headers: http.OutgoingHttpHeaders = {}) => Testing.send(url, { headers });
 
-function send(url: string, headers: http.OutgoingHttpHeaders = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { headers, agent: false }, async (response) => {
-        let body = '';
-        for await (const chunk of response) body += chunk;
-        const lines: [string, string][] = [];
-        for (let i = 0; i < response.rawHeaders.length; i += 2) {
-          lines.push([response.rawHeaders[i]!.toLowerCase(), response.rawHeaders[i + 1]!]);
-        }
-        resolve({ status: response.statusCode!, headers: response.headers, lines, body });
-      })
-      .on('error', reject);
-  });
-}
-
-const challengeLines = (reply: Reply) =>
-  reply.lines.filter(([n]) => n === 'www-authenticate').map(([, v]) => v);
+const challengeLines = (reply: Reply) => Testing.headerValues(reply.lines, 'www-authenticate');
 const offer = (reply: Reply, intent: 'charge' | 'session') =>
   Client.offers(challengeLines(reply)).find((o) => o.intent === intent)!;
 const problem = (reply: Reply) => JSON.parse(reply.body) as { type: string; status: number; detail: string };
@@ -61,88 +32,53 @@ const PROBLEMS = 'https://paymentauth.org/problems/';
 
 // ——— the network and the gateways ———
 
-const home = mkdtempSync(join(tmpdir(), 'l402-mpp-'));
-let devnet: Devnet.Devnet;
-let payer: Backend;
-let address: string;
-const gateways: Gateway.Gateway[] = [];
+// The merchant starts with outbound liquidity, as a node that refunds must have.
+const world = Testing.useWorld({ name: 'l402-mpp-', backend: upstream, devnet: { pushSat: 1_000_000 } });
 
-beforeAll(async () => {
-  // The merchant starts with outbound liquidity, as a node that refunds must have.
-  devnet = await Devnet.start({ home, publish: false, pushSat: 1_000_000 });
-  payer = await connect(devnet.document.nodes.payer!.uris.lnd);
-  upstream.listen(0, '127.0.0.1');
-  await once(upstream, 'listening');
-  address = `127.0.0.1:${(upstream.address() as { port: number }).port}`;
-}, 60_000);
-
-afterAll(async () => {
-  await Promise.all(gateways.map((g) => g.close({ graceMs: 1_000 })));
-  await payer?.close();
-  await devnet?.close();
-  upstream.closeAllConnections();
-  await new Promise((r) => upstream.close(r));
-  rmSync(home, { recursive: true, force: true });
-});
-
-let dirs = 0;
 function yaml(extra = ''): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(join(home, `gw${++dirs}`))}
-authenticator:
-  uri: ${JSON.stringify(devnet.document.nodes.merchant!.uris.lnd)}
-  enablempp: true
-  mpprealm: api.test
-  enablesessions: true
-  sessiondepositmultiplier: 5
-${extra}
-services:
+  return world.config(
+    `
   - name: both
     pathregexp: '^/both/'
-    address: "${address}"
+    address: "${world.upstream}"
     price: 3
     authscheme: l402+mpp
   - name: mpp
     pathregexp: '^/mpp/'
-    address: "${address}"
+    address: "${world.upstream}"
     price: 2
     authscheme: mpp
   - name: cheap
     pathregexp: '^/cheap/'
-    address: "${address}"
+    address: "${world.upstream}"
     price: 1
     authscheme: mpp
   - name: l402
     pathregexp: '^/l402/'
-    address: "${address}"
+    address: "${world.upstream}"
     price: 1
-`;
+`,
+    {
+      extra,
+      authenticator:
+        '  enablempp: true\n  mpprealm: api.test\n  enablesessions: true\n  sessiondepositmultiplier: 5\n',
+    },
+  );
 }
 
-async function start(text: string, options: Gateway.StartOptions = {}): Promise<Gateway.Gateway> {
-  const { config } = Config.parse(text, 'test.yaml', { env: {} });
-  const gateway = await Gateway.start(config, {
-    log: Log.silent,
-    listen: { host: '127.0.0.1', port: 0 },
-    ...options,
-  });
-  gateways.push(gateway);
-  return gateway;
-}
+const start = world.start;
 
 /** Pays a charge offer with the payer's node; returns the Authorization value. */
 async function payCharge(o: Client.Offer): Promise<string> {
   const { methodDetails } = Client.chargeRequest(o);
-  const { preimage } = await payer.pay(methodDetails.invoice, { maxFeeMsat: 1_000n });
+  const { preimage } = await world.payer.pay(methodDetails.invoice, { maxFeeMsat: 1_000n });
   return Client.charge(o, preimage);
 }
 
 /** Pays a session offer's deposit; returns its preimage and the session id (its payment hash). */
 async function payDeposit(o: Client.Offer) {
   const request = Client.sessionRequest(o);
-  const { preimage } = await payer.pay(request.depositInvoice!, { maxFeeMsat: 1_000n });
+  const { preimage } = await world.payer.pay(request.depositInvoice!, { maxFeeMsat: 1_000n });
   return { preimage, sessionId: request.paymentHash, deposit: BigInt(request.depositAmount!) };
 }
 
@@ -200,7 +136,7 @@ describe('MPP through the gateway on the devnet', () => {
     // An L402 token bought for this gateway does not open an mpp-only service.
     const l402 = await send(`${gateway.url}/l402/x`);
     const o = Challenge.l402(Challenge.parse(challengeLines(l402)))!;
-    const { preimage } = await payer.pay(o.invoice, { maxFeeMsat: 1_000n });
+    const { preimage } = await world.payer.pay(o.invoice, { maxFeeMsat: 1_000n });
     const authorization = Credential.format({ macaroon: Macaroon.decode(o.macaroon), preimage });
     expect((await send(`${gateway.url}/l402/x`, { authorization })).status).toBe(200);
     const refused = await send(`${gateway.url}/mpp/x`, { authorization });
@@ -244,7 +180,7 @@ describe('MPP through the gateway on the devnet', () => {
 
   it('still sells and honours L402 tokens on l402+mpp', async () => {
     const o = Challenge.l402(Challenge.parse(challengeLines(await send(`${gateway.url}/both/y`))))!;
-    const { preimage } = await payer.pay(o.invoice, { maxFeeMsat: 1_000n });
+    const { preimage } = await world.payer.pay(o.invoice, { maxFeeMsat: 1_000n });
     const authorization = Credential.format({ macaroon: Macaroon.decode(o.macaroon), preimage });
     const paid = await send(`${gateway.url}/both/y`, { authorization });
     expect(paid.status).toBe(200);
@@ -303,7 +239,7 @@ describe('MPP through the gateway on the devnet', () => {
     const first = offer(await send(`${gateway.url}/mpp/s`), 'session');
     const { preimage, sessionId, deposit } = await payDeposit(first);
     expect(deposit).toBe(10n);
-    const refund = await payer.createInvoice({ amountMsat: 0n, memo: 'refund', expirySeconds: 86_400 });
+    const refund = await world.payer.createInvoice({ amountMsat: 0n, memo: 'refund', expirySeconds: 86_400 });
     const before = served;
 
     const opened = await send(`${gateway.url}/mpp/s`, {
@@ -367,7 +303,7 @@ describe('MPP through the gateway on the devnet', () => {
       refundStatus: 'succeeded',
     });
     // The client's own node received the 12 sat.
-    const received = await payer.lookupInvoice(refund.paymentHash);
+    const received = await world.payer.lookupInvoice(refund.paymentHash);
     expect(received).toMatchObject({ state: 'settled', amountReceivedMsat: 12_000n });
 
     const after = await send(`${gateway.url}/mpp/s`, { authorization: bearer });
@@ -391,17 +327,17 @@ describe('MPP through the gateway on the devnet', () => {
     const clocked = await start(yaml(), { now: () => now, sweepIntervalMs: 50 });
     const o = offer(await send(`${clocked.url}/mpp/idle`), 'session');
     const { preimage, sessionId } = await payDeposit(o);
-    const refund = await payer.createInvoice({ amountMsat: 0n, memo: 'refund', expirySeconds: 86_400 });
+    const refund = await world.payer.createInvoice({ amountMsat: 0n, memo: 'refund', expirySeconds: 86_400 });
     const opened = await send(`${clocked.url}/mpp/idle`, {
       authorization: Client.open(o, { preimage, returnInvoice: refund.paymentRequest }),
     });
     expect(opened.status).toBe(200); // 2 of 10 spent
     now += 299_000;
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect((await payer.lookupInvoice(refund.paymentHash)).state).toBe('open');
+    expect((await world.payer.lookupInvoice(refund.paymentHash)).state).toBe('open');
     now += 2_000;
     await expect
-      .poll(() => payer.lookupInvoice(refund.paymentHash), { timeout: 10_000 })
+      .poll(() => world.payer.lookupInvoice(refund.paymentHash), { timeout: 10_000 })
       .toMatchObject({ state: 'settled', amountReceivedMsat: 8_000n });
     const after = await send(`${clocked.url}/mpp/idle`, {
       authorization: Client.bearer(o, { sessionId, preimage }),
@@ -412,7 +348,7 @@ describe('MPP through the gateway on the devnet', () => {
   it('debits a session exactly under concurrent requests', async () => {
     const o = offer(await send(`${gateway.url}/cheap/c`), 'session');
     const { preimage, sessionId } = await payDeposit(o); // 5 sat at 1 sat a request
-    const refund = await payer.createInvoice({ amountMsat: 0n, memo: 'refund', expirySeconds: 86_400 });
+    const refund = await world.payer.createInvoice({ amountMsat: 0n, memo: 'refund', expirySeconds: 86_400 });
     const open = await send(`${gateway.url}/cheap/c`, {
       authorization: Client.open(o, { preimage, returnInvoice: refund.paymentRequest }),
     });
@@ -435,21 +371,9 @@ describe('MPP through the gateway on the devnet', () => {
   }, 30_000);
 
   it('refuses a charge replayed on a second instance sharing PostgreSQL', async () => {
-    const url = new URL(process.env.L402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
-    const admin = postgres(url.href, { max: 1, onnotice: () => {} });
-    const dbname = `l402_mpp_${randomBytes(4).toString('hex')}`;
-    await admin.unsafe(`CREATE DATABASE ${dbname}`);
+    const db = await Testing.database('l402_mpp');
     try {
-      const password = url.password
-        ? `\n  password: ${JSON.stringify(decodeURIComponent(url.password))}`
-        : '';
-      const pg = `dbbackend: postgres
-postgres:
-  host: ${JSON.stringify(url.hostname)}
-  port: ${url.port || 5432}
-  user: ${JSON.stringify(decodeURIComponent(url.username))}
-  dbname: ${dbname}${password}`;
-      const [one, two] = await Promise.all([start(yaml(pg)), start(yaml(pg))]);
+      const [one, two] = await Promise.all([start(yaml(db.yaml)), start(yaml(db.yaml))]);
       const o = offer(await send(`${one.url}/mpp/pg`), 'charge');
       const authorization = await payCharge(o);
       // Issued by one, honoured by two (one HMAC secret, from the shared store) ...
@@ -470,8 +394,7 @@ postgres:
       expect(replies.map((r) => r.status).sort()).toEqual([200, 402, 402, 402]);
       await Promise.all([one.close(), two.close()]);
     } finally {
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${dbname} WITH (FORCE)`);
-      await admin.end();
+      await db.drop();
     }
   }, 30_000);
 });

@@ -1,20 +1,10 @@
-/**
- * Metrics, logs and discovery end to end: real gateways on loopback in front of a real backend, the
- * devnet's merchant node for invoices and its payer for payments; `/metrics` scraped over HTTP and
- * read as Prometheus would, log lines collected as the gateway writes them.
- */
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Devnet } from '@l402/devnet';
-import { Challenge, Credential, Macaroon } from 'l402';
-import { type Backend, connect } from 'l402/lightning';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Credential, Macaroon } from 'l402';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as Config from './Config.js';
-import * as Gateway from './Gateway.js';
+import type * as Gateway from './Gateway.js';
 import * as Log from './Log.js';
+import * as Testing from './testing.js';
 
 // ——— a backend that records the request ids it was sent ———
 
@@ -26,24 +16,8 @@ const backend = http.createServer((request, response) => {
   response.end(JSON.stringify({ ok: true }));
 });
 
-interface Reply {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: string;
-}
-
-function send(url: string, headers: http.OutgoingHttpHeaders = {}, method = 'GET'): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    http
-      .request(url, { method, headers, agent: false }, async (response) => {
-        let body = '';
-        for await (const chunk of response) body += chunk;
-        resolve({ status: response.statusCode!, headers: response.headers, body });
-      })
-      .on('error', reject)
-      .end();
-  });
-}
+const send = (url: string, headers: http.OutgoingHttpHeaders = {}, method = 'GET') =>
+  Testing.send(url, { headers, method });
 
 // ——— the Prometheus text format, read as a scraper reads it ———
 
@@ -96,52 +70,14 @@ async function until(check: () => Promise<boolean>, ms = 15_000): Promise<void> 
 
 // ——— the network and the gateways under test ———
 
-const home = mkdtempSync(join(tmpdir(), 'l402-observe-'));
-let devnet: Devnet.Devnet;
-let payer: Backend;
-let upstream: string;
-let closedPort: number;
-const gateways: Gateway.Gateway[] = [];
-let dirs = 0;
+const world = Testing.useWorld({ name: 'l402-observe-', backend });
 
-async function freePort(): Promise<number> {
-  const probe = http.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((r) => probe.close(r));
-  return port;
-}
-
-beforeAll(async () => {
-  devnet = await Devnet.start({ home, publish: false });
-  payer = await connect(devnet.document.nodes.payer!.uris.lnd);
-  backend.listen(0, '127.0.0.1');
-  await once(backend, 'listening');
-  upstream = `127.0.0.1:${(backend.address() as { port: number }).port}`;
-  closedPort = await freePort();
-}, 60_000);
-
-afterAll(async () => {
-  await Promise.all(gateways.map((g) => g.close({ graceMs: 1_000 })));
-  await payer?.close();
-  await devnet?.close();
-  backend.closeAllConnections();
-  await new Promise((r) => backend.close(r));
-  rmSync(home, { recursive: true, force: true });
-});
-
-function yaml(extra = '', wallet = devnet.document.nodes.merchant!.uris.lnd): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(join(home, `gw${++dirs}`))}
-authenticator:
-  uri: ${JSON.stringify(wallet)}
-${extra}
-services:
+function yaml(extra = '', wallet = world.merchant): string {
+  return world.config(
+    `
   - name: api
     pathregexp: '^/api/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     price: 21
     timeout: 3600
     capabilities: read,write
@@ -149,34 +85,29 @@ services:
       max_items: "10"
   - name: free
     pathregexp: '^/free/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     auth: off
   - name: down
     pathregexp: '^/down/'
-    address: "127.0.0.1:${closedPort}"
+    address: "127.0.0.1:${world.closedPort}"
     auth: off
-`;
+`,
+    { extra, wallet },
+  );
 }
 
 async function start(text: string, options: Gateway.StartOptions = {}) {
   const lines: string[] = [];
   const { config } = Config.parse(text, 'test.yaml', { env: {} });
-  const gateway = await Gateway.start(config, {
-    log: Log.create({ level: 'debug', write: (line) => lines.push(line) }),
-    listen: { host: '127.0.0.1', port: 0 },
-    ...options,
-  });
-  gateways.push(gateway);
+  const log = Log.create({ level: 'debug', write: (line) => lines.push(line) });
+  const gateway = await world.start(text, { log, ...options });
   return { gateway, config, lines };
 }
 
 async function buy(url: string) {
   const unpaid = await send(url);
   expect(unpaid.status).toBe(402);
-  const offer = Challenge.l402(Challenge.parse(unpaid.headers['www-authenticate']!))!;
-  const macaroon = Macaroon.decode(offer.macaroon);
-  const { preimage } = await payer.pay(offer.invoice, { maxFeeMsat: 1_000n });
-  return { offer, macaroon, preimage, authorization: Credential.format({ macaroon, preimage }) };
+  return world.pay(Testing.headerValues(unpaid.lines, 'www-authenticate'));
 }
 
 describe('a gateway with metrics on its own listener, logging at debug', () => {
@@ -333,7 +264,7 @@ describe('a gateway with metrics on its own listener, logging at debug', () => {
   });
 
   it('serves the discovery manifest matching the config, with the node key once the probe answered', async () => {
-    const pubkey = devnet.document.nodes.merchant!.nodeId;
+    const pubkey = world.devnet.document.nodes.merchant!.nodeId;
     await until(async () => {
       const reply = await send(`${gateway.url}/.well-known/l402.json`);
       return JSON.parse(reply.body).provider.node_pubkey !== undefined;
@@ -380,7 +311,7 @@ describe('a gateway with metrics on its own listener, logging at debug', () => {
 
 describe('metrics on a listener of their own', () => {
   it('serves /metrics on prometheus.listenaddr alone, and nothing on the gateway listener', async () => {
-    const port = await freePort();
+    const port = await Testing.deadPort();
     const { gateway } = await start(
       yaml(`prometheus:\n  enabled: true\n  listenaddr: "127.0.0.1:${port}"\ndiscovery:\n  enabled: false`),
     );
@@ -405,8 +336,8 @@ describe('metrics on a listener of their own', () => {
 
 describe('a gateway whose Lightning backend does not answer', () => {
   it('reports the backend down and counts the 503s as rejections with the backend error code', async () => {
-    const merchant = devnet.document.nodes.merchant!.uris.lnd;
-    const unreachable = merchant.replace(/^lnd:\/\/127\.0\.0\.1:\d+/, `lnd://127.0.0.1:${closedPort}`);
+    const merchant = world.devnet.document.nodes.merchant!.uris.lnd;
+    const unreachable = merchant.replace(/^lnd:\/\/127\.0\.0\.1:\d+/, `lnd://127.0.0.1:${world.closedPort}`);
     const { gateway, lines } = await start(yaml('prometheus:\n  enabled: true', unreachable), {
       probeIntervalMs: 100,
     });

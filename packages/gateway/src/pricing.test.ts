@@ -1,20 +1,9 @@
-/**
- * Dynamic prices and metering end to end: the gateway on loopback with the devnet's real invoices and
- * payments, a real gRPC pricer serving Aperture's `pricesrpc.Prices` from the vendored proto (plain and
- * TLS), a plain HTTP pricer, and prepaid credit on SQLite and PostgreSQL.
- */
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { Devnet } from '@l402/devnet';
-import { Challenge, Credential, Identifier, Invoice, Macaroon } from 'l402';
-import { type Backend, connect } from 'l402/lightning';
-import postgres from 'postgres';
+import { Challenge, Identifier, Invoice, Macaroon } from 'l402';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import * as Config from './Config.js';
@@ -22,6 +11,7 @@ import * as Gateway from './Gateway.js';
 import { selfSignedAt } from './internal/secrets.js';
 import * as Log from './Log.js';
 import * as Pricing from './pricing.js';
+import * as Testing from './testing.js';
 
 // ——— the backend: echoes the path; `/m/…` answers like an inference stream with a usage object ———
 
@@ -134,27 +124,15 @@ const httpPricer = http.createServer(async (request, response) => {
 
 // ——— the network and the gateways ———
 
-const home = mkdtempSync(join(tmpdir(), 'l402-pricing-'));
-let devnet: Devnet.Devnet;
-let payer: Backend;
-let upstream: string;
+const world = Testing.useWorld({ name: 'l402-pricing-', backend });
+const home = world.home;
 let pricer: { server: grpc.Server; port: number };
 let tlsPricer: { server: grpc.Server; port: number };
 let tlsCert: string;
-let closedPort: number;
 let httpPricerUrl: string;
-const gateways: Gateway.Gateway[] = [];
-
-const listen = async (server: http.Server) => {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return (server.address() as { port: number }).port;
-};
+const listen = Testing.listen;
 
 beforeAll(async () => {
-  devnet = await Devnet.start({ home, publish: false });
-  payer = await connect(devnet.document.nodes.payer!.uris.lnd);
-  upstream = `127.0.0.1:${await listen(backend)}`;
   httpPricerUrl = `http://127.0.0.1:${await listen(httpPricer)}/price`;
   pricer = await servePricer(grpc.ServerCredentials.createInsecure());
   tlsCert = join(home, 'pricer.cert');
@@ -162,51 +140,29 @@ beforeAll(async () => {
   tlsPricer = await servePricer(
     grpc.ServerCredentials.createSsl(null, [{ cert_chain: pair.cert, private_key: pair.key }]),
   );
-  const probe = http.createServer();
-  closedPort = await listen(probe);
-  await new Promise((r) => probe.close(r));
 }, 60_000);
 
 afterAll(async () => {
   clearTimeout(slowTimer);
-  await Promise.all(gateways.map((g) => g.close({ graceMs: 1_000 })));
   echo.close();
   pricer?.server.forceShutdown();
   tlsPricer?.server.forceShutdown();
-  await payer?.close();
-  await devnet?.close();
-  for (const server of [backend, httpPricer]) {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  }
-  rmSync(home, { recursive: true, force: true });
+  await Testing.closeServer(httpPricer);
 });
 
-interface Reply {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: string;
-}
+type Reply = Testing.Reply;
 
-function send(
+const send = (
   url: string,
   headers: http.OutgoingHttpHeaders = {},
   body?: { readonly data: Buffer; readonly chunked?: boolean },
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const method = body === undefined ? 'GET' : 'POST';
-    const request = http.request(url, { method, headers, agent: false }, async (response) => {
-      let body = '';
-      for await (const chunk of response) body += chunk;
-      resolve({ status: response.statusCode!, headers: response.headers, body });
-    });
-    request.on('error', reject);
-    if (body?.chunked) {
-      for (let i = 0; i < body.data.length; i += 8_192) request.write(body.data.subarray(i, i + 8_192));
-      request.end();
-    } else request.end(body?.data);
+) =>
+  Testing.send(url, {
+    headers,
+    method: body === undefined ? 'GET' : 'POST',
+    body: body?.data,
+    chunk: body?.chunked ? 8_192 : undefined,
   });
-}
 
 const offerOf = (reply: Reply) => {
   const header = reply.headers['www-authenticate'];
@@ -217,42 +173,23 @@ const satsOf = (reply: Reply) => Number(Invoice.decode(offerOf(reply).invoice).a
 /** Pays the 402; returns the `Authorization` value and the token id. */
 async function pay(reply: Reply) {
   expect(reply.status).toBe(402);
-  const offer = offerOf(reply);
-  const macaroon = Macaroon.decode(offer.macaroon);
-  const { preimage } = await payer.pay(offer.invoice, { maxFeeMsat: 1_000n });
-  const tokenId = Buffer.from(Identifier.decode(macaroon.identifier).tokenId).toString('hex');
-  return { authorization: Credential.format({ macaroon, preimage }), tokenId, macaroon };
+  return world.pay(Testing.headerValues(reply.lines, 'www-authenticate'));
 }
 
 let dirs = 0;
 
-function yaml(services: string, extra = '', basedir = join(home, `gw${++dirs}`)): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(basedir)}
-authenticator:
-  uri: ${JSON.stringify(devnet.document.nodes.merchant!.uris.lnd)}
-${extra}
-services:
-${services}`;
-}
+const yaml = (services: string, extra = '', basedir?: string) => world.config(services, { extra, basedir });
 
 const dynamic = (name: string, path: string, pricerYaml: string, more = '') => `
   - name: ${name}
     pathregexp: '^/${path}/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     price: 999
     dynamicprice:
       enabled: true
 ${pricerYaml}${more}`;
 
-async function start(text: string): Promise<Gateway.Gateway> {
-  const { config } = Config.parse(text, 'test.yaml', { env: {} });
-  const gateway = await Gateway.start(config, { log: Log.silent, listen: { host: '127.0.0.1', port: 0 } });
-  gateways.push(gateway);
-  return gateway;
-}
+const start = (text: string) => world.start(text);
 
 describe('dynamicprice with a gRPC pricer (Aperture pricesrpc.Prices)', () => {
   let gateway: Gateway.Gateway;
@@ -266,7 +203,11 @@ describe('dynamicprice with a gRPC pricer (Aperture pricesrpc.Prices)', () => {
             'tls',
             `      grpcaddress: "127.0.0.1:${tlsPricer.port}"\n      tlscertpath: ${JSON.stringify(tlsCert)}\n`,
           ) +
-          dynamic('gone', 'gone', `      grpcaddress: "127.0.0.1:${closedPort}"\n      insecure: true\n`),
+          dynamic(
+            'gone',
+            'gone',
+            `      grpcaddress: "127.0.0.1:${world.closedPort}"\n      insecure: true\n`,
+          ),
       ),
     );
   });
@@ -371,7 +312,7 @@ describe('dynamicprice with an HTTP pricer (httpurl)', () => {
     const gateway = await start(
       yaml(
         dynamic('h', 'h', `      httpurl: "${httpPricerUrl}"\n      timeout: 2s\n`) +
-          dynamic('hgone', 'hgone', `      httpurl: "http://127.0.0.1:${closedPort}/price"\n`) +
+          dynamic('hgone', 'hgone', `      httpurl: "http://127.0.0.1:${world.closedPort}/price"\n`) +
           dynamic('hslow', 'hslow', `      httpurl: "${httpPricerUrl}"\n      timeout: 200ms\n`),
       ),
     );
@@ -440,7 +381,7 @@ describe('an HTTPS pricer, and prepaid credit priced per request by a pricer', (
         yaml(`
   - name: metered
     pathregexp: '^/p/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     prepaid:
       credit: 100
     dynamicprice:
@@ -478,16 +419,20 @@ describe('an HTTPS pricer, and prepaid credit priced per request by a pricer', (
 });
 
 describe("dynamicprice.metered (Aperture's draw-down: the pricer keeps the balance)", () => {
-  it('books each challenge, asks before each request, reports usage after it, and sells a new bundle when refused', async () => {
-    const gateway = await start(
+  /** A gateway whose service `meter` (`/m/`) is priced and metered by the gRPC pricer. */
+  const startMetered = (more = '') =>
+    start(
       yaml(
         dynamic(
           'meter',
           'm',
-          `      grpcaddress: "127.0.0.1:${pricer.port}"\n      insecure: true\n      metered: true\n      usagetailbytes: 64\n`,
+          `      grpcaddress: "127.0.0.1:${pricer.port}"\n      insecure: true\n      metered: true\n${more}`,
         ),
       ),
     );
+
+  it('books each challenge, asks before each request, reports usage after it, and sells a new bundle when refused', async () => {
+    const gateway = await startMetered('      usagetailbytes: 64\n');
     const first = await send(`${gateway.url}/m/chat`);
     expect(satsOf(first)).toBe(20);
     const token = await pay(first);
@@ -539,15 +484,7 @@ describe("dynamicprice.metered (Aperture's draw-down: the pricer keeps the balan
   }, 40_000);
 
   it('gives the reservation of a WebSocket upgrade back: an empty, incomplete usage report', async () => {
-    const gateway = await start(
-      yaml(
-        dynamic(
-          'meter',
-          'm',
-          `      grpcaddress: "127.0.0.1:${pricer.port}"\n      insecure: true\n      metered: true\n`,
-        ),
-      ),
-    );
+    const gateway = await startMetered();
     const token = await pay(await send(`${gateway.url}/m/ws`));
     const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/m/ws`, {
       headers: { authorization: token.authorization },
@@ -573,15 +510,7 @@ describe("dynamicprice.metered (Aperture's draw-down: the pricer keeps the balan
   }, 30_000);
 
   it('sells no invoice the pricer could not book: 500 challenge failure', async () => {
-    const gateway = await start(
-      yaml(
-        dynamic(
-          'meter',
-          'm',
-          `      grpcaddress: "127.0.0.1:${pricer.port}"\n      insecure: true\n      metered: true\n`,
-        ),
-      ),
-    );
+    const gateway = await startMetered();
     const reply = await send(`${gateway.url}/m/nobook`);
     expect([reply.status, reply.body]).toEqual([500, 'challenge failure\n']);
     expect(reply.headers['www-authenticate']).toBeUndefined();
@@ -591,7 +520,7 @@ describe("dynamicprice.metered (Aperture's draw-down: the pricer keeps the balan
 const prepaid = (credit: number, price: number) => `
   - name: credit
     pathregexp: '^/c/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     price: ${price}
     prepaid:
       credit: ${credit}
@@ -641,6 +570,7 @@ async function prepaidOn(extra: string) {
   expect(new Set(passed.map((r) => r.headers['l402-balance']))).toEqual(
     new Set(['90', '80', '70', '60', '50', '40', '30', '20', '10', '0']),
   );
+  await Promise.all([gateway.close({ graceMs: 1_000 }), second.close({ graceMs: 1_000 })]);
 }
 
 describe('prepaid credit (prepaid.credit: the gateway keeps the balance)', () => {
@@ -649,24 +579,11 @@ describe('prepaid credit (prepaid.credit: the gateway keeps the balance)', () =>
   }, 60_000);
 
   it('does the same on PostgreSQL', async () => {
-    const url = new URL(process.env.L402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
-    const admin = postgres(url.href, { max: 1, onnotice: () => {} });
-    const dbname = `l402_pricing_${randomBytes(4).toString('hex')}`;
-    await admin.unsafe(`CREATE DATABASE ${dbname}`);
+    const db = await Testing.database('l402_pricing');
     try {
-      const password = url.password
-        ? `\n  password: ${JSON.stringify(decodeURIComponent(url.password))}`
-        : '';
-      await prepaidOn(`dbbackend: postgres
-postgres:
-  host: ${JSON.stringify(url.hostname)}
-  port: ${url.port || 5432}
-  user: ${JSON.stringify(decodeURIComponent(url.username))}
-  dbname: ${dbname}${password}`);
-      await Promise.all(gateways.splice(0).map((g) => g.close({ graceMs: 1_000 })));
+      await prepaidOn(db.yaml);
     } finally {
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${dbname} WITH (FORCE)`);
-      await admin.end();
+      await db.drop();
     }
   }, 60_000);
 });

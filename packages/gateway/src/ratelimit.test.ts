@@ -7,12 +7,12 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RateLimit as Rule } from './Config.js';
 import * as RateLimit from './ratelimit.js';
+import * as Testing from './testing.js';
 
 const redis = new Redis({ host: '127.0.0.1', port: 6379 });
 const prefix = `l402-test:${randomBytes(6).toString('hex')}:`;
 afterAll(async () => {
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await Testing.dropKeys(redis, prefix);
   redis.disconnect();
 });
 
@@ -113,14 +113,7 @@ describe('RateLimit.redis', () => {
   });
 
   it('falls back to the per-process buckets while redis cannot be reached', async () => {
-    const down = new Redis({
-      host: '127.0.0.1',
-      port: 1,
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      retryStrategy: () => null,
-    });
-    down.on('error', () => {});
+    const down = Testing.deadRedis();
     const warnings: string[] = [];
     const log = { debug() {}, info() {}, error() {}, warn: (m: string) => warnings.push(m) };
     const limiter = RateLimit.redis(down, prefix, { log, fallback: RateLimit.memory({ now: () => 0 }) });

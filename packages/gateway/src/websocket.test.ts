@@ -4,18 +4,13 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Devnet } from '@l402/devnet';
-import { Challenge, Credential, Macaroon } from 'l402';
-import { type Backend, connect } from 'l402/lightning';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import * as Config from './Config.js';
-import * as Gateway from './Gateway.js';
-import * as Log from './Log.js';
+import type * as Gateway from './Gateway.js';
+import * as Testing from './testing.js';
 
 // ——— a backend that echoes, and records what reached it ———
 
@@ -34,11 +29,7 @@ const backend = http.createServer(async (request, response) => {
 });
 const echo = new WebSocketServer({ noServer: true });
 backend.on('upgrade', (request: http.IncomingMessage, socket, head) => {
-  const lines: [string, string][] = [];
-  for (let i = 0; i < request.rawHeaders.length; i += 2) {
-    lines.push([request.rawHeaders[i]!.toLowerCase(), request.rawHeaders[i + 1]!]);
-  }
-  upgrades.push(lines);
+  upgrades.push(Testing.headerLines(request.rawHeaders));
   if (request.url!.endsWith('/refuse')) {
     socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 7\r\n\r\nno way\n');
     return;
@@ -54,8 +45,7 @@ backend.on('upgrade', (request: http.IncomingMessage, socket, head) => {
   });
 });
 
-const values = (lines: readonly (readonly [string, string])[], name: string) =>
-  lines.filter(([n]) => n === name).map(([, v]) => v);
+const values = Testing.headerValues;
 
 // ——— clients ———
 
@@ -83,10 +73,7 @@ interface Refusal {
 async function refusal(response: http.IncomingMessage): Promise<Refusal> {
   let body = '';
   for await (const chunk of response) body += chunk;
-  const lines: [string, string][] = [];
-  for (let i = 0; i < response.rawHeaders.length; i += 2) {
-    lines.push([response.rawHeaders[i]!.toLowerCase(), response.rawHeaders[i + 1]!]);
-  }
+  const lines = Testing.headerLines(response.rawHeaders);
   const socket = response.socket;
   const closed = socket.destroyed || (await once(socket, 'close').then(() => true));
   return { status: response.statusCode!, lines, body, closed };
@@ -105,66 +92,39 @@ async function closed(ws: WebSocket): Promise<{ code: number; reason: string }> 
 
 // ——— the network and the gateway ———
 
-const home = mkdtempSync(join(tmpdir(), 'l402-ws-'));
-let devnet: Devnet.Devnet;
-let payer: Backend;
-let upstream: string;
-let closedPort: number;
+const world = Testing.useWorld({ name: 'l402-ws-', backend });
 let gateway: Gateway.Gateway;
 let wsUrl: string;
-const gateways: Gateway.Gateway[] = [];
-let dirs = 0;
+/** The base directory of the gateway `start()` made last. */
+let lastBasedir = '';
 
-async function start(top = 'insecure: true'): Promise<Gateway.Gateway> {
-  const text = `
-listenaddr: "127.0.0.1:8080"
-${top}
-basedir: ${JSON.stringify(join(home, `gw${++dirs}`))}
-authenticator:
-  uri: ${JSON.stringify(devnet.document.nodes.merchant!.uris.lnd)}
-services:
+async function start(tls = false): Promise<Gateway.Gateway> {
+  lastBasedir = world.basedir();
+  const services = `
   - name: chat
     pathregexp: '^/ws/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     price: 21
     authwhitelistpaths: ['^/ws/public/']
   - name: free
     pathregexp: '^/free/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     auth: off
   - name: down
     pathregexp: '^/down/'
-    address: "127.0.0.1:${closedPort}"
+    address: "127.0.0.1:${world.closedPort}"
     auth: off
 `;
-  const { config } = Config.parse(text, 'ws.yaml', { env: {} });
-  const started = await Gateway.start(config, { log: Log.silent, listen: { host: '127.0.0.1', port: 0 } });
-  gateways.push(started);
-  return started;
+  return world.start(world.config(services, { basedir: lastBasedir, tls }));
 }
 
 beforeAll(async () => {
-  devnet = await Devnet.start({ home, publish: false });
-  payer = await connect(devnet.document.nodes.payer!.uris.lnd);
-  backend.listen(0, '127.0.0.1');
-  await once(backend, 'listening');
-  upstream = `127.0.0.1:${(backend.address() as { port: number }).port}`;
-  const probe = http.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  closedPort = (probe.address() as { port: number }).port;
-  await new Promise((r) => probe.close(r));
   gateway = await start();
   wsUrl = gateway.url.replace(/^http/, 'ws');
 }, 60_000);
 
-afterAll(async () => {
-  await Promise.all(gateways.map((g) => g.close({ graceMs: 1_000 })));
+afterAll(() => {
   echo.close();
-  backend.closeAllConnections();
-  await new Promise((r) => backend.close(r));
-  await payer?.close();
-  await devnet?.close();
-  rmSync(home, { recursive: true, force: true });
 });
 
 let bought: Promise<string> | undefined;
@@ -173,9 +133,7 @@ let bought: Promise<string> | undefined;
 function authorization(): Promise<string> {
   bought ??= (async () => {
     const refused = (await open(`${wsUrl}/ws/room`).catch((e: unknown) => e)) as Refusal;
-    const offer = Challenge.l402(Challenge.parse(values(refused.lines, 'www-authenticate')))!;
-    const { preimage } = await payer.pay(offer.invoice, { maxFeeMsat: 1_000n });
-    return Credential.format({ macaroon: Macaroon.decode(offer.macaroon), preimage });
+    return (await world.pay(values(refused.lines, 'www-authenticate'))).authorization;
   })();
   return bought;
 }
@@ -326,8 +284,8 @@ describe('WebSocket through the gateway', () => {
   });
 
   it('relays wss:// through a TLS listener', async () => {
-    const tls = await start('insecure: false');
-    const ca = readFileSync(join(home, `gw${dirs}`, 'tls.cert'));
+    const tls = await start(true);
+    const ca = readFileSync(join(lastBasedir, 'tls.cert'));
     const ws = await open(`${tls.url.replace(/^https/, 'wss')}/ws/public/x`, { ca });
     ws.send('secure');
     expect((await next(ws)).data.toString()).toBe('secure');

@@ -1,21 +1,11 @@
-/**
- * The admin API end to end: a real gateway on loopback with SQLite (and PostgreSQL for persistence),
- * the devnet's merchant for invoices and its payer for real payments, a real backend, every route.
- */
-import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Devnet } from '@l402/devnet';
-import { Challenge, Credential, Invoice, Macaroon } from 'l402';
-import { type Backend, connect } from 'l402/lightning';
-import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as Config from '../Config.js';
-import * as Gateway from '../Gateway.js';
-import * as Log from '../Log.js';
+import { Challenge, Invoice, Macaroon } from 'l402';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type * as Gateway from '../Gateway.js';
+import * as Testing from '../testing.js';
 
 const backend = http.createServer((request, response) => {
   request.resume();
@@ -23,61 +13,28 @@ const backend = http.createServer((request, response) => {
   response.end(JSON.stringify({ ok: true, url: request.url }));
 });
 
-const home = mkdtempSync(join(tmpdir(), 'l402-admin-'));
-let devnet: Devnet.Devnet;
-let payer: Backend;
-let upstream: string;
-const gateways: Gateway.Gateway[] = [];
-
-beforeAll(async () => {
-  devnet = await Devnet.start({ home, publish: false });
-  payer = await connect(devnet.document.nodes.payer!.uris.lnd);
-  backend.listen(0, '127.0.0.1');
-  await once(backend, 'listening');
-  upstream = `127.0.0.1:${(backend.address() as { port: number }).port}`;
-}, 60_000);
-
-afterAll(async () => {
-  await Promise.all(gateways.map((g) => g.close({ graceMs: 500 })));
-  await payer?.close();
-  await devnet?.close();
-  backend.closeAllConnections();
-  await new Promise((r) => backend.close(r));
-  rmSync(home, { recursive: true, force: true });
-});
+const world = Testing.useWorld({ name: 'l402-admin-', backend, graceMs: 500 });
+const home = world.home;
 
 function yaml(basedir: string, extra = ''): string {
-  return `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(basedir)}
-authenticator:
-  uri: ${JSON.stringify(devnet.document.nodes.merchant!.uris.lnd)}
-admin:
-  enabled: true
-dashboard:
-  enabled: true
-${extra}
-services:
+  return world.config(
+    `
   - name: api
     pathregexp: '^/api/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     price: 21
     headers:
       X-Api-Key: kept-from-config
   - name: free
     pathregexp: '^/free/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     auth: off
-`;
+`,
+    { basedir, extra: `admin:\n  enabled: true\ndashboard:\n  enabled: true\n${extra}` },
+  );
 }
 
-async function start(text: string): Promise<Gateway.Gateway> {
-  const { config } = Config.parse(text, 'test.yaml', { env: {} });
-  const gateway = await Gateway.start(config, { log: Log.silent, listen: { host: '127.0.0.1', port: 0 } });
-  gateways.push(gateway);
-  return gateway;
-}
+const start = (text: string) => world.start(text);
 
 interface Reply {
   readonly status: number;
@@ -119,11 +76,8 @@ const macaroonOf = (gateway: Gateway.Gateway) => readFileSync(gateway.admin!.mac
 async function buy(gateway: Gateway.Gateway, path: string) {
   const unpaid = await fetch(`${gateway.url}${path}`);
   expect(unpaid.status).toBe(402);
-  const offer = Challenge.l402(Challenge.parse(unpaid.headers.get('www-authenticate')!))!;
-  const macaroon = Macaroon.decode(offer.macaroon);
+  const { offer, authorization } = await world.pay(unpaid.headers.get('www-authenticate'));
   const invoice = Invoice.decode(offer.invoice);
-  const { preimage } = await payer.pay(offer.invoice, { maxFeeMsat: 1_000n });
-  const authorization = Credential.format({ macaroon, preimage });
   const paid = await fetch(`${gateway.url}${path}`, { headers: { authorization } });
   expect(paid.status).toBe(200);
   await paid.text();
@@ -218,7 +172,7 @@ describe('the admin API on the devnet', () => {
     const listed = await admin('/api/admin/services');
     expect(listed.json.services[0]).toEqual({
       name: 'api',
-      address: upstream,
+      address: world.upstream,
       protocol: 'http',
       host_regexp: '.*',
       path_regexp: '^\\/api\\/',
@@ -230,7 +184,7 @@ describe('the admin API on the devnet', () => {
 
     const created = await admin('/api/admin/services', {
       method: 'POST',
-      body: { name: 'metered', address: upstream, path_regexp: '^/metered/', price: 7, auth: 'on' },
+      body: { name: 'metered', address: world.upstream, path_regexp: '^/metered/', price: 7, auth: 'on' },
     });
     expect(created).toMatchObject({
       status: 200,
@@ -251,7 +205,7 @@ describe('the admin API on the devnet', () => {
 
     await admin('/api/admin/services', {
       method: 'POST',
-      body: { name: 'doomed', address: upstream, path_regexp: '^/doomed/', auth: 'off' },
+      body: { name: 'doomed', address: world.upstream, path_regexp: '^/doomed/', auth: 'off' },
     });
     expect((await fetch(`${gateway.url}/doomed/1`)).status).toBe(200);
     expect(await admin('/api/admin/services/doomed', { method: 'DELETE' })).toMatchObject({
@@ -265,35 +219,35 @@ describe('the admin API on the devnet', () => {
 
   it('refuses bad service input with 400 (or 409, 413, 415) and a message naming the field', async () => {
     const cases: [unknown, number, RegExp][] = [
-      [{ name: 'x', address: upstream, path_regexp: '^/x/', pricee: 3 }, 400, /unknown field pricee/],
-      [{ address: upstream, path_regexp: '^/x/' }, 400, /^name: /],
-      [{ name: 'bad name', address: upstream, path_regexp: '^/x/' }, 400, /^name: must be 1-64/],
+      [{ name: 'x', address: world.upstream, path_regexp: '^/x/', pricee: 3 }, 400, /unknown field pricee/],
+      [{ address: world.upstream, path_regexp: '^/x/' }, 400, /^name: /],
+      [{ name: 'bad name', address: world.upstream, path_regexp: '^/x/' }, 400, /^name: must be 1-64/],
       [{ name: 'x', address: 'nowhere', path_regexp: '^/x/' }, 400, /address must be host:port/],
-      [{ name: 'x', address: upstream, path_regexp: '^/x/', price: -1 }, 400, /^price: must be >= 0/],
+      [{ name: 'x', address: world.upstream, path_regexp: '^/x/', price: -1 }, 400, /^price: must be >= 0/],
       [
-        { name: 'x', address: upstream, path_regexp: '^/x/', price: 1.5 },
+        { name: 'x', address: world.upstream, path_regexp: '^/x/', price: 1.5 },
         400,
         /^price: must be a whole number/,
       ],
-      [{ name: 'x', address: upstream, path_regexp: '(' }, 400, /^invalid path_regexp/],
+      [{ name: 'x', address: world.upstream, path_regexp: '(' }, 400, /^invalid path_regexp/],
       [
-        { name: 'x', address: upstream, path_regexp: '^/api/admin/' },
+        { name: 'x', address: world.upstream, path_regexp: '^/api/admin/' },
         400,
         /must not match the gateway's own paths/,
       ],
-      [{ name: 'x', address: upstream }, 400, /path_regexp must be set/],
+      [{ name: 'x', address: world.upstream }, 400, /path_regexp must be set/],
       [
-        { name: 'x', address: upstream, path_regexp: '^/x/', auth: 'sometimes' },
+        { name: 'x', address: world.upstream, path_regexp: '^/x/', auth: 'sometimes' },
         400,
         /auth must be 'on', 'off' or 'freebie N'/,
       ],
       [
-        { name: 'x', address: upstream, path_regexp: '^/x/', auth_scheme: 'BOGUS' },
+        { name: 'x', address: world.upstream, path_regexp: '^/x/', auth_scheme: 'BOGUS' },
         400,
         /^auth_scheme: must be AUTH_SCHEME_L402/,
       ],
-      [{ name: 'x', address: upstream, path_regexp: '^/x/', protocol: 'ftp' }, 400, /^protocol: /],
-      [{ name: 'api', address: upstream, path_regexp: '^/x/' }, 409, /service "api" already exists/],
+      [{ name: 'x', address: world.upstream, path_regexp: '^/x/', protocol: 'ftp' }, 400, /^protocol: /],
+      [{ name: 'api', address: world.upstream, path_regexp: '^/x/' }, 409, /service "api" already exists/],
       ['not json', 400, /not valid JSON/],
     ];
     for (const [body, status, message] of cases) {
@@ -617,7 +571,7 @@ describe('persisted services', () => {
     const macaroon = macaroonOf(first);
     await admin('/api/admin/services', {
       method: 'POST',
-      body: { name: 'added', address: upstream, path_regexp: '^/added/', price: 3 },
+      body: { name: 'added', address: world.upstream, path_regexp: '^/added/', price: 3 },
     });
     await admin('/api/admin/services/api', { method: 'PUT', body: { price: 99 } });
     await admin('/api/admin/services/free', { method: 'DELETE' });
@@ -641,15 +595,10 @@ describe('persisted services', () => {
   }, 30_000);
 
   it('reach another instance sharing the PostgreSQL database without a restart', async () => {
-    const url = process.env.L402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-    const dbname = `admin_shared_${process.pid}_${Date.now()}`;
-    const sql = postgres(url, { onnotice: () => {} });
-    await sql.unsafe(`CREATE DATABASE ${dbname}`);
-    const { hostname, port, username } = new URL(url);
-    const pg = `dbbackend: postgres\npostgres:\n  host: ${hostname}\n  port: ${port || 5432}\n  user: ${username}\n  dbname: ${dbname}\n`;
+    const db = await Testing.database('admin_shared');
     try {
-      const one = await start(yaml(join(home, 'shared-1'), pg));
-      const two = await start(yaml(join(home, 'shared-2'), pg));
+      const one = await start(yaml(join(home, 'shared-1'), db.yaml));
+      const two = await start(yaml(join(home, 'shared-2'), db.yaml));
       const changed = await client(one, macaroonOf(one))('/api/admin/services/api', {
         method: 'PUT',
         body: { price: 77 },
@@ -667,27 +616,16 @@ describe('persisted services', () => {
       await one.close({ graceMs: 100 });
       await two.close({ graceMs: 100 });
     } finally {
-      await sql.unsafe(`DROP DATABASE IF EXISTS ${dbname} WITH (FORCE)`);
-      await sql.end();
+      await db.drop();
     }
   }, 60_000);
 
   it('survive a restart on PostgreSQL', async () => {
-    const url = process.env.L402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-    const dbname = `admin_${process.pid}_${Date.now()}`;
-    const sql = postgres(url, { onnotice: () => {} });
-    await sql.unsafe(`CREATE DATABASE ${dbname}`);
-    const { hostname, port, username } = new URL(url);
+    const db = await Testing.database('admin');
     try {
-      await restartKeeps(
-        yaml(
-          join(home, 'restart-pg'),
-          `dbbackend: postgres\npostgres:\n  host: ${hostname}\n  port: ${port || 5432}\n  user: ${username}\n  dbname: ${dbname}\n`,
-        ),
-      );
+      await restartKeeps(yaml(join(home, 'restart-pg'), db.yaml));
     } finally {
-      await sql.unsafe(`DROP DATABASE IF EXISTS ${dbname} WITH (FORCE)`);
-      await sql.end();
+      await db.drop();
     }
   }, 30_000);
 });

@@ -4,79 +4,48 @@
  * price (the next 402 asks the new price) and revokes a token (it is refused right after).
  */
 
-import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Devnet } from '@l402/devnet';
-import { Challenge, Credential, Invoice, Macaroon } from 'l402';
-import { type Backend, connect } from 'l402/lightning';
+import { Challenge, Invoice } from 'l402';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as Config from '../Config.js';
-import * as Gateway from '../Gateway.js';
-import * as Log from '../Log.js';
+import type * as Gateway from '../Gateway.js';
+import * as Testing from '../testing.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const home = mkdtempSync(join(tmpdir(), 'l402-dashboard-'));
 const backend = http.createServer((request, response) => {
   request.resume();
   response.end('ok');
 });
-let devnet: Devnet.Devnet;
-let payer: Backend;
+const world = Testing.useWorld({ name: 'l402-dashboard-', backend, graceMs: 200 });
 let gateway: Gateway.Gateway;
 let browser: Browser;
 /** Requests the page sent anywhere but the gateway. */
 const foreign: string[] = [];
 
 beforeAll(async () => {
-  devnet = await Devnet.start({ home, publish: false });
-  payer = await connect(devnet.document.nodes.payer!.uris.lnd);
-  backend.listen(0, '127.0.0.1');
-  await once(backend, 'listening');
-  const upstream = `127.0.0.1:${(backend.address() as { port: number }).port}`;
-  const { config } = Config.parse(
-    `
-listenaddr: "127.0.0.1:8080"
-insecure: true
-basedir: ${JSON.stringify(join(home, 'gw'))}
-authenticator:
-  uri: ${JSON.stringify(devnet.document.nodes.merchant!.uris.lnd)}
-admin:
-  enabled: true
-dashboard:
-  enabled: true
-services:
+  const weather = `
   - name: weather
     pathregexp: '^/weather/'
-    address: "${upstream}"
+    address: "${world.upstream}"
     price: 21
-`,
-    'test.yaml',
-    { env: {} },
+`;
+  gateway = await world.start(
+    world.config(weather, { extra: 'admin:\n  enabled: true\ndashboard:\n  enabled: true\n' }),
   );
-  gateway = await Gateway.start(config, { log: Log.silent, listen: { host: '127.0.0.1', port: 0 } });
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is needed (apt-get install chromium)`);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 }, 60_000);
 
 afterAll(async () => {
   await browser?.close();
-  await gateway?.close({ graceMs: 200 });
-  await payer?.close();
-  await devnet?.close();
-  backend.closeAllConnections();
-  await new Promise((r) => backend.close(r));
-  rmSync(home, { recursive: true, force: true });
 });
 
 async function challenge(path: string) {
   const unpaid = await fetch(`${gateway.url}${path}`);
   await unpaid.text();
   expect(unpaid.status).toBe(402);
-  return Challenge.l402(Challenge.parse(unpaid.headers.get('www-authenticate')!))!;
+  return unpaid.headers.get('www-authenticate');
 }
 
 describe('the dashboard in Chromium', () => {
@@ -106,10 +75,7 @@ describe('the dashboard in Chromium', () => {
     expect(await page.locator('input[data-service="weather"]').inputValue()).toBe('21');
 
     // A real payment through the gateway appears: in the transactions, the tokens, the totals, the chart, the feed.
-    const offer = await challenge('/weather/today');
-    const macaroon = Macaroon.decode(offer.macaroon);
-    const { preimage } = await payer.pay(offer.invoice, { maxFeeMsat: 1_000n });
-    const authorization = Credential.format({ macaroon, preimage });
+    const { offer, macaroon, authorization } = await world.pay(await challenge('/weather/today'));
     const paid = await fetch(`${gateway.url}/weather/today`, { headers: { authorization } });
     expect(paid.status).toBe(200);
     await paid.text();
@@ -125,7 +91,8 @@ describe('the dashboard in Chromium', () => {
     await page.locator('input[data-service="weather"]').fill('34');
     await page.locator('button[data-save="weather"]').click();
     await page.locator('#status', { hasText: 'price of weather is now 34 sat' }).waitFor();
-    expect(Invoice.decode((await challenge('/weather/tomorrow')).invoice).amountMsat).toBe(34_000n);
+    const tomorrow = Challenge.l402(Challenge.parse(await challenge('/weather/tomorrow')))!;
+    expect(Invoice.decode(tomorrow.invoice).amountMsat).toBe(34_000n);
 
     // Revoke the token bought above: refused at once.
     const tokenId = Buffer.from(macaroon.identifier.subarray(34, 66)).toString('hex');

@@ -9,7 +9,13 @@
 import { PaymentFailedError } from '../Errors.js';
 import * as Invoice from '../Invoice.js';
 import { fromHex, toHex } from '../internal/bytes.js';
-import type { Network, NodeInfo, PaymentResult, PaymentStatus } from '../lightning/Backend.js';
+import {
+  type Network,
+  type NodeInfo,
+  type PaymentResult,
+  type PaymentStatus,
+  unknownPayment,
+} from '../lightning/Backend.js';
 
 export type { Network, NodeInfo, PaymentResult, PaymentStatus };
 
@@ -119,16 +125,7 @@ export function fallback(wallets: readonly Wallet[]): Wallet {
           // A wallet that cannot answer does not know about this payment; ask the next.
         }
       }
-      return (
-        status ?? {
-          paymentHash,
-          state: 'unknown',
-          preimage: undefined,
-          amountMsat: undefined,
-          feeMsat: undefined,
-          failure: undefined,
-        }
-      );
+      return status ?? unknownPayment(paymentHash);
     },
     info: first.info ? () => (first.info as () => Promise<NodeInfo>)() : undefined,
     async close() {
@@ -201,14 +198,7 @@ export function webln(provider: WebLNProvider, options: { network?: Network } = 
     async lookupPayment(paymentHash) {
       const done = paid.get(toHex(paymentHash));
       return done === undefined
-        ? {
-            paymentHash,
-            state: 'unknown',
-            preimage: undefined,
-            amountMsat: undefined,
-            feeMsat: undefined,
-            failure: undefined,
-          }
+        ? unknownPayment(paymentHash)
         : {
             paymentHash,
             state: 'succeeded',

@@ -277,6 +277,14 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
         : Wallet.networkOf(wallet).catch(() => undefined);
     return network;
   };
+  /** The offer this client would pay among `challenges` (wallet network, price cap, preference). */
+  const choose = async (challenges: readonly Challenge.Challenge[]): Promise<Offers.Offer> =>
+    Offers.choose(challenges, {
+      network: await walletNetwork(),
+      maxCostSats,
+      nowMs: now(),
+      ...(options.prefer !== undefined ? { prefer: options.prefer } : {}),
+    });
   /** Origins whose pending payments this process already resolved. */
   const resolved = new Set<string>();
   /** Authorization values by payment hash, so a reused token is not re-encoded per request. */
@@ -381,12 +389,7 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
       try {
         const challenges = Challenge.parse(challenged.headers.get('www-authenticate'));
         emit({ type: 'challenge', url: url.href, offers: challenges.length });
-        offer = Offers.choose(challenges, {
-          network: await walletNetwork(),
-          maxCostSats,
-          nowMs: now(),
-          ...(options.prefer !== undefined ? { prefer: options.prefer } : {}),
-        });
+        offer = await choose(challenges);
       } catch (error) {
         await drop();
         throw error;
@@ -652,12 +655,7 @@ export function createFetch(options: CreateFetchOptions): PayingFetch {
     let refusal: Quote['refusal'];
     let offer: Offers.Offer | undefined;
     try {
-      offer = Offers.choose(challenges, {
-        network: await walletNetwork(),
-        maxCostSats,
-        nowMs: now(),
-        ...(options.prefer !== undefined ? { prefer: options.prefer } : {}),
-      });
+      offer = await choose(challenges);
     } catch (error) {
       if (!(error instanceof L402Error)) throw error;
       refusal = { code: error.code, message: error.message };

@@ -17,6 +17,7 @@ export {
   PaymentFailedError,
   ReplayError,
 } from '../Errors.js';
+export * as Delegate from './delegate.js';
 export {
   type ClientEvent,
   type CreateFetchOptions,

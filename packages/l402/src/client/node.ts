@@ -49,16 +49,21 @@ const keyOf = (name: string) => decodeURIComponent(name.replace(/=/g, '%'));
 
 const mutexes = new Map<string, Mutex>();
 
-/** Writes `text` to `file` atomically and durably, mode 0600. */
-export async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.${toHex(randomBytes(6))}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
+/** Creates `path` with `text`, mode 0600, flushed to disk; throws EEXIST when it exists. */
+function createDurably(path: string, text: string): void {
+  const fd = openSync(path, 'wx', 0o600);
   try {
     writeSync(fd, text);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/** Writes `text` to `file` atomically and durably, mode 0600. */
+export async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${toHex(randomBytes(6))}.tmp`;
+  createDurably(tmp, text);
   await rename(tmp, file);
   // The rename is durable once the directory is synced.
   const dir = await open(join(file, '..'), 'r');
@@ -108,13 +113,7 @@ export async function withFileLock<T>(
   for (;;) {
     me = `${process.pid} ${hostname()} ${Date.now()}\n`;
     try {
-      const fd = openSync(path, 'wx', 0o600);
-      try {
-        writeSync(fd, me);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+      createDurably(path, me);
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {

@@ -83,6 +83,23 @@ export interface PaymentStatus {
   readonly failure: string | undefined;
 }
 
+/**
+ * The status of a payment the wallet never made, or cannot tell about.
+ *
+ * @example
+ * if (record === undefined) return unknownPayment(paymentHash);
+ */
+export function unknownPayment(paymentHash: Uint8Array): PaymentStatus {
+  return {
+    paymentHash,
+    state: 'unknown',
+    preimage: undefined,
+    amountMsat: undefined,
+    feeMsat: undefined,
+    failure: undefined,
+  };
+}
+
 export interface Balance {
   /** What this wallet can send now. */
   readonly spendableMsat: bigint;

@@ -36,6 +36,7 @@ import {
   type PaymentStatus,
   type PayRequest,
   payOnce,
+  unknownPayment,
 } from './Backend.js';
 
 /** Where an LND node's REST API is and how to authenticate to it. */
@@ -453,8 +454,7 @@ class LndBackend implements Backend {
       );
     } catch (error) {
       if ((error as BackendError).code !== 'L402_BACKEND_NOT_FOUND') throw error;
-      const unknown = { preimage: undefined, amountMsat: undefined, feeMsat: undefined, failure: undefined };
-      return { paymentHash, state: 'unknown', ...unknown };
+      return unknownPayment(paymentHash);
     }
     if (!status) throw this.rest.error('L402_BACKEND_PROTOCOL', 'the payment stream ended without a state');
     return status;

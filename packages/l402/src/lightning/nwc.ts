@@ -35,6 +35,7 @@ import {
   type PaymentStatus,
   type PayRequest,
   payOnce,
+  unknownPayment,
 } from './Backend.js';
 import * as Nostr from './nostr.js';
 
@@ -588,11 +589,11 @@ class Client implements Nwc {
       result = await this.request('lookup_invoice', { payment_hash: toHex(paymentHash) });
     } catch (error) {
       if ((error as BackendError).code !== 'L402_BACKEND_NOT_FOUND') throw error;
-      return unknown(paymentHash);
+      return unknownPayment(paymentHash);
     }
     const tx = transactionOf(result, paymentHash);
     // An invoice of our own with this hash says nothing about paying it.
-    return tx.type === 'outgoing' ? paymentStatus(tx, paymentHash) : unknown(paymentHash);
+    return tx.type === 'outgoing' ? paymentStatus(tx, paymentHash) : unknownPayment(paymentHash);
   }
 
   async balance(): Promise<Balance> {
@@ -799,17 +800,6 @@ class Client implements Nwc {
       );
     });
   }
-}
-
-function unknown(paymentHash: Uint8Array): PaymentStatus {
-  return {
-    paymentHash,
-    state: 'unknown',
-    preimage: undefined,
-    amountMsat: undefined,
-    feeMsat: undefined,
-    failure: undefined,
-  };
 }
 
 /**

@@ -23,7 +23,13 @@ import { L402Error, StoreError } from '../Errors.js';
 import * as Invoice from '../Invoice.js';
 import { equalBytes, fromHex, toHex, utf8 } from '../internal/bytes.js';
 import type { Backend } from '../lightning/Backend.js';
-import { CORS_HEADERS, type Decision, type Header, type RequestView } from '../server/Authority.js';
+import {
+  CORS_HEADERS,
+  type Decision,
+  type Header,
+  plainText,
+  type RequestView,
+} from '../server/Authority.js';
 import type { Session, SessionResult, Store } from '../server/Store.js';
 import * as Base64url from './Base64url.js';
 import * as Challenge from './Challenge.js';
@@ -205,7 +211,7 @@ export class Server {
     } catch (error) {
       if (error instanceof L402Error) return this.unavailable('the Lightning backend is unavailable', error);
       this.options.onError?.(error, 'mpp challenge');
-      return text(500, 'challenge failure', 'internal');
+      return plainText(500, 'challenge failure', 'internal');
     }
     const headers: Header[] = [
       ...[...l402Lines, ...lines].map((line) => ['www-authenticate', line] as const),
@@ -244,7 +250,7 @@ export class Server {
     } catch (error) {
       if (error instanceof StoreError) return this.unavailable('the payment store is unavailable', error);
       this.options.onError?.(error, 'mpp verify');
-      return text(500, 'internal error', 'internal');
+      return plainText(500, 'internal error', 'internal');
     }
   }
 
@@ -516,7 +522,7 @@ export class Server {
 
   private unavailable(message: string, error: L402Error): Decision {
     this.options.onError?.(error, 'unavailable');
-    const decision = text(503, `${message}, retry later`, 'unavailable');
+    const decision = plainText(503, `${message}, retry later`, 'unavailable');
     return {
       ...decision,
       headers: [...decision.headers, ['retry-after', String(this.options.retryAfterSeconds ?? 5)]],
@@ -527,19 +533,6 @@ export class Server {
 
 /** Shorthand for {@link Server.create}. */
 export const create: (options: Options) => Promise<Server> = Server.create;
-
-function text(status: number, message: string, reason: string): Decision {
-  return {
-    kind: 'respond',
-    status,
-    headers: [
-      ['content-type', 'text/plain; charset=utf-8'],
-      ['x-content-type-options', 'nosniff'],
-    ],
-    body: `${message}\n`,
-    reason,
-  };
-}
 
 /** A 200 the server answers itself (session top-up and close), with its receipt. */
 function answer(status: number, body: Json.JsonObject, receipt: Receipt.Receipt): Decision {

@@ -621,19 +621,32 @@ export class Authority {
         ...(error !== undefined ? { error } : {}),
       };
     }
-    return {
-      kind: 'respond',
-      status,
-      headers: [
-        ['content-type', 'text/plain; charset=utf-8'],
-        ['x-content-type-options', 'nosniff'],
-        ...extra,
-      ],
-      body: `${message}\n`,
-      reason,
-      ...(error !== undefined ? { error } : {}),
-    };
+    return plainText(status, message, reason, extra, error);
   }
+}
+
+/**
+ * A `respond` decision with a plain-text body (`message` and a newline): how a refusal that is not a
+ * challenge is answered.
+ *
+ * @example
+ * return plainText(503, 'payment backend unavailable, retry later', 'unavailable', [['retry-after', '5']]);
+ */
+export function plainText(
+  status: number,
+  message: string,
+  reason: string,
+  extra: readonly Header[] = [],
+  error?: L402Error,
+): Decision {
+  return {
+    kind: 'respond',
+    status,
+    headers: [['content-type', 'text/plain; charset=utf-8'], ['x-content-type-options', 'nosniff'], ...extra],
+    body: `${message}\n`,
+    reason,
+    ...(error !== undefined ? { error } : {}),
+  };
 }
 
 /** Shorthand for {@link Authority.create}. */
