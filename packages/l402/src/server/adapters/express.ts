@@ -54,17 +54,24 @@ export function l402(options: Middleware.Options): ExpressPaywall {
       const guard = core.protect(route);
       // `originalUrl`: inside a mounted router `url` has lost the mount path, and prices and path-bound
       // tokens must see the path the client asked for.
+      type Args = Parameters<RequestHandler>;
+      const run = (req: Args[0], res: Args[1], next: Args[2], outcome: Middleware.Outcome) => {
+        if (outcome.kind === 'respond') return send(res, outcome);
+        for (const [name, value] of outcome.headers) res.setHeader(name, value);
+        req.l402 = outcome.l402;
+        next();
+      };
       return (req, res, next) => {
-        Middleware.settle(
-          guard(view(req, req.originalUrl)),
-          (outcome) => {
-            if (outcome.kind === 'respond') return send(res, outcome);
-            for (const [name, value] of outcome.headers) res.setHeader(name, value);
-            req.l402 = outcome.l402;
-            next();
-          },
-          next,
-        );
+        const decided = guard(view(req, req.originalUrl));
+        if (decided instanceof Promise) {
+          decided.then((outcome) => run(req, res, next, outcome)).catch(next);
+          return;
+        }
+        try {
+          run(req, res, next, decided);
+        } catch (error) {
+          next(error);
+        }
       };
     },
   };

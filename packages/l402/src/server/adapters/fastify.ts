@@ -16,6 +16,7 @@
  * }));
  */
 import type { FastifyPluginCallback, preHandlerHookHandler } from 'fastify';
+import type { RequestView } from '../Authority.js';
 import * as Middleware from '../middleware.js';
 
 export type { L402Info, Options, Route } from '../middleware.js';
@@ -24,6 +25,21 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The verified L402 token, set by `protect` (`undefined` on other routes, or when it cost nothing). */
     l402: Middleware.L402Info | undefined;
+  }
+}
+
+/** The request view of a Fastify request; `ip` (Fastify works out the peer and any proxy) only when asked. */
+class FastifyView implements RequestView {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: Parameters<preHandlerHookHandler>[0]['headers'];
+  constructor(private readonly request: Parameters<preHandlerHookHandler>[0]) {
+    this.method = request.method;
+    this.url = request.url;
+    this.headers = request.headers;
+  }
+  get remoteAddress(): string {
+    return this.request.ip;
   }
 }
 
@@ -65,29 +81,37 @@ export function l402(options: Middleware.Options): FastifyPaywall {
     plugin,
     protect(route) {
       const guard = core.protect(route);
-      // A callback hook, not an async one: a token already checked is decided without a promise.
+      const run = (
+        request: Parameters<preHandlerHookHandler>[0],
+        reply: Parameters<preHandlerHookHandler>[1],
+        done: Parameters<preHandlerHookHandler>[2],
+        outcome: Middleware.Outcome,
+      ) => {
+        if (outcome.kind === 'respond') {
+          reply.code(outcome.status).headers(Middleware.grouped(outcome.headers)).send(outcome.body);
+          return;
+        }
+        for (const [name, value] of outcome.headers) reply.header(name, value);
+        request.l402 = outcome.l402;
+        done();
+      };
+      const failed = (done: Parameters<preHandlerHookHandler>[2], error: unknown) =>
+        done(error instanceof Error ? error : new Error(String(error)));
+      // A callback hook, not an async one: a token already checked is decided without a promise, and
+      // the hot path allocates no closure.
       return (request, reply, done) => {
-        Middleware.settle(
-          guard({
-            method: request.method,
-            url: request.url,
-            headers: request.headers,
-            // Read only when asked: Fastify's `ip` works the peer (and any trusted proxy) out each time.
-            get remoteAddress() {
-              return request.ip;
-            },
-          }),
-          (outcome) => {
-            if (outcome.kind === 'respond') {
-              reply.code(outcome.status).headers(Middleware.grouped(outcome.headers)).send(outcome.body);
-              return;
-            }
-            for (const [name, value] of outcome.headers) reply.header(name, value);
-            request.l402 = outcome.l402;
-            done();
-          },
-          (error) => done(error instanceof Error ? error : new Error(String(error))),
-        );
+        const decided = guard(new FastifyView(request));
+        if (decided instanceof Promise) {
+          decided
+            .then((outcome) => run(request, reply, done, outcome))
+            .catch((error: unknown) => failed(done, error));
+          return;
+        }
+        try {
+          run(request, reply, done, decided);
+        } catch (error) {
+          failed(done, error);
+        }
       };
     },
   };

@@ -17,8 +17,9 @@
  *   c.json({ sunny: true, token: c.get('l402')?.tokenId }),
  * );
  */
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { RequestView } from '../Authority.js';
 import * as Middleware from '../middleware.js';
 
 export type { L402Info, Options, Route } from '../middleware.js';
@@ -52,6 +53,23 @@ function target(url: string): string {
   return path < 0 ? '/' : url.slice(path);
 }
 
+/** The request view of a Hono context; the peer address only when asked. */
+class HonoView implements RequestView {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: Headers;
+  constructor(private readonly c: Context) {
+    this.method = c.req.method;
+    this.url = target(c.req.url);
+    this.headers = c.req.raw.headers;
+  }
+  /** On @hono/node-server the Node request is in the environment; other runtimes have no peer here. */
+  get remoteAddress(): string | undefined {
+    return (this.c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming
+      ?.socket?.remoteAddress;
+  }
+}
+
 /**
  * An L402 middleware for Hono 4: options checked now (throws `Errors.MiddlewareError`), the backend
  * connected on the first paid request (or `await paywall.ready()`).
@@ -67,16 +85,7 @@ export function l402(options: Middleware.Options): HonoPaywall {
     protect(route) {
       const guard = core.protect(route);
       return async (c, next) => {
-        const decided = guard({
-          method: c.req.method,
-          url: target(c.req.url),
-          headers: c.req.raw.headers,
-          // On @hono/node-server the Node request is in the environment; other runtimes have no peer here.
-          get remoteAddress() {
-            return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming
-              ?.socket?.remoteAddress;
-          },
-        });
+        const decided = guard(new HonoView(c));
         const outcome = decided instanceof Promise ? await decided : decided;
         if (outcome.kind === 'respond') {
           // Through the context, so headers other middleware prepared (hono/cors, …) are kept.

@@ -47,15 +47,26 @@ export interface NodePaywall extends Omit<Middleware.Paywall, 'protect'> {
  * @example
  * const outcome = await guard(view(req));
  */
-export const view = (req: IncomingMessage, url = req.url ?? '/'): RequestView => ({
-  method: req.method ?? 'GET',
-  url,
-  headers: req.headers,
-  // Read only when asked (a price function, say): the peer address is a call into the socket.
-  get remoteAddress() {
-    return req.socket.remoteAddress;
-  },
-});
+export const view = (req: IncomingMessage, url = req.url ?? '/'): RequestView => new NodeView(req, url);
+
+/**
+ * A class, not an object literal with a getter (which costs a closure and a map per request): the peer
+ * address, a call into the socket, is read only when asked (by a price function, say).
+ */
+class NodeView implements RequestView {
+  readonly method: string;
+  readonly headers: IncomingMessage['headers'];
+  constructor(
+    private readonly req: IncomingMessage,
+    readonly url: string,
+  ) {
+    this.method = req.method ?? 'GET';
+    this.headers = req.headers;
+  }
+  get remoteAddress(): string | undefined {
+    return this.req.socket.remoteAddress;
+  }
+}
 
 /**
  * Writes a refusal (402 challenge, 401, 503, preflight) as the gateway does: every header line
@@ -89,28 +100,37 @@ export function l402(options: Middleware.Options): NodePaywall {
     ...core,
     protect(route, handler) {
       const guard = core.protect(route);
+      // Made once per route, not per request: the hot path allocates no closure.
+      const fail = (res: ServerResponse, error: unknown) => {
+        // What Express does with a failing handler: report it, answer 500 if nothing was sent yet.
+        if (options.onError !== undefined) options.onError(error, 'handler');
+        else console.error(error);
+        if (res.headersSent) res.destroy();
+        else {
+          res.statusCode = 500;
+          res.setHeader('content-type', 'text/plain; charset=utf-8');
+          res.end('internal error\n');
+        }
+      };
+      const run = (req: IncomingMessage, res: ServerResponse, outcome: Middleware.Outcome): unknown => {
+        if (outcome.kind === 'respond') return send(res, outcome);
+        for (const [name, value] of outcome.headers) res.setHeader(name, value);
+        const request = req as L402Request<typeof req>;
+        request.l402 = outcome.l402;
+        return handler(request as never, res as never);
+      };
       return (req, res) => {
-        Middleware.settle(
-          guard(view(req)),
-          (outcome) => {
-            if (outcome.kind === 'respond') return send(res, outcome);
-            for (const [name, value] of outcome.headers) res.setHeader(name, value);
-            const request = req as L402Request<typeof req>;
-            request.l402 = outcome.l402;
-            return handler(request, res);
-          },
-          (error) => {
-            // What Express does with a failing handler: report it, answer 500 if nothing was sent yet.
-            if (options.onError !== undefined) options.onError(error, 'handler');
-            else console.error(error);
-            if (res.headersSent) res.destroy();
-            else {
-              res.statusCode = 500;
-              res.setHeader('content-type', 'text/plain; charset=utf-8');
-              res.end('internal error\n');
-            }
-          },
-        );
+        const decided = guard(view(req));
+        if (decided instanceof Promise) {
+          decided.then((outcome) => run(req, res, outcome)).catch((error: unknown) => fail(res, error));
+          return;
+        }
+        try {
+          const result = run(req, res, decided);
+          if (result instanceof Promise) result.catch((error: unknown) => fail(res, error));
+        } catch (error) {
+          fail(res, error);
+        }
       };
     },
   };
