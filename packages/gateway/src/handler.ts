@@ -237,7 +237,7 @@ export function create(options: Options): Handler {
     };
     const mayBeFree =
       target.access === 'freebie' && credential === undefined && service.auth.kind === 'freebie';
-    if (mayBeFree) {
+    if (mayBeFree && service.ratelimits.length > 0) {
       const refused = await limited(undefined);
       if (refused !== undefined) return refused;
     }
@@ -280,7 +280,7 @@ export function create(options: Options): Handler {
       authorization = decision.token?.forwardedAuthorization;
       headers = decision.headers;
     }
-    if (!mayBeFree) {
+    if (!mayBeFree && service.ratelimits.length > 0) {
       const refused = await limited(tokenId);
       if (refused !== undefined) {
         usage?.release(429);

@@ -455,7 +455,16 @@ export function create(options: Options): ReverseProxy {
   const { limits } = options;
   /** One pool per backend (origin and trust), so a service changed at run time reuses its backend's pool. */
   const pools = new Map<string, Pool>();
+  /** Per service object, its pool: the backend key is worked out once, not per request. */
+  const byService = new WeakMap<Service, Pool>();
   function poolFor(service: Service): Pool {
+    const known = byService.get(service);
+    if (known !== undefined) return known;
+    const pool = backendPool(service);
+    byService.set(service, pool);
+    return pool;
+  }
+  function backendPool(service: Service): Pool {
     const origin = `${service.protocol}://${formatHostPort(service.address)}`;
     const key = `${origin} ${service.tlscertpath ?? ''}`;
     let pool = pools.get(key);
