@@ -236,8 +236,10 @@ export async function raw(
   });
   socket.on('error', () => {});
   socket.write(bytes);
+  // Not events.once: it rejects when the socket errors (a reset) before closing, and a reset is an
+  // answer these tests expect.
   const closed = await Promise.race([
-    once(socket, 'close').then(() => true),
+    new Promise<boolean>((r) => socket.once('close', () => r(true))),
     new Promise<boolean>((r) => setTimeout(r, waitMs, false)),
   ]);
   socket.destroy();

@@ -165,12 +165,18 @@ describe('slowloris', () => {
 
 describe('oversized requests', () => {
   it('answers a head over maxheaderbytes with 431, one huge header or thousands of small ones', async () => {
-    // Just over the limit: the answer is read in full.
-    const over = await raw(
-      gateway.port,
-      `GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(9_000)}\r\n\r\n`,
-    );
-    expect(statuses(over.text)).toEqual([431]);
+    // Over the limit, just or far: the gateway answers 431 and closes. Closing on bytes it has not read
+    // may reset the connection before the client reads the 431 (TCP, not the gateway, decides), so a
+    // case may see nothing at all; but never anything other than a 431, never an open connection, and
+    // the just-over case (one write, the whole head) gets its 431 in at least one of three tries.
+    const justOver = `GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(9_000)}\r\n\r\n`;
+    const tries: { text: string; closed: boolean }[] = [];
+    for (let i = 0; i < 3; i++) tries.push(await raw(gateway.port, justOver, 5_000));
+    for (const { text, closed } of tries) {
+      expect(statuses(text)).toEqual(text === '' ? [] : [431]);
+      expect(closed).toBe(true);
+    }
+    expect(tries.some(({ text }) => statuses(text)[0] === 431)).toBe(true);
     for (const headers of [
       `X-Big: ${'a'.repeat(100_000)}\r\n`,
       Array.from({ length: 5_000 }, (_, i) => `X-${i}: v\r\n`).join(''),
@@ -181,8 +187,6 @@ describe('oversized requests', () => {
         `GET /hello HTTP/1.1\r\nHost: x\r\n${headers}\r\n`,
         5_000,
       );
-      // Far over it, the 431 may be lost to the reset that closing on unread bytes causes; either
-      // way nothing else is answered and the connection is gone.
       expect(statuses(text)).toEqual(text === '' ? [] : [431]);
       expect(closed).toBe(true);
     }
