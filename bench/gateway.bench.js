@@ -37,6 +37,7 @@ import {
   median,
   othersLine,
   rounds,
+  startBackends,
   startServer,
   stopServers,
 } from './load.js';
@@ -105,11 +106,7 @@ export async function run() {
   const wallets = [];
   process.on('exit', killLeftovers);
   try {
-    const [upstream, devnet] = await Promise.all([
-      startServer('upstream.js', {}),
-      startServer('devnet.js', { home: join(home, 'devnet') }),
-    ]);
-    const target = `127.0.0.1:${upstream.port}`;
+    const { upstream, devnet, target } = await startBackends(home);
     const logFd = openSync(gatewayLog, 'a');
     const [bare, gateway] = await Promise.all([
       startServer('bare-proxy.js', { upstream: target }),

@@ -7,6 +7,7 @@
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { createHistogram } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 
@@ -167,4 +168,16 @@ export async function rounds(cases, { warm = false, rounds: count, warmupS, roun
   return Object.fromEntries(
     names.map((n) => [n, Object.fromEntries(Object.entries(samples[n]).map(([k, v]) => [k, median(v)]))]),
   );
+}
+
+/**
+ * The upstream (512-byte JSON) and the devnet (under `<home>/devnet`) that every gateway bench puts
+ * behind its servers, started together; `target` is the upstream's `host:port` for a gateway config.
+ */
+export async function startBackends(home) {
+  const [upstream, devnet] = await Promise.all([
+    startServer('upstream.js', {}),
+    startServer('devnet.js', { home: join(home, 'devnet') }),
+  ]);
+  return { upstream, devnet, target: `127.0.0.1:${upstream.port}` };
 }

@@ -27,7 +27,7 @@ import autocannon from 'autocannon';
 import { Challenge, Credential, Macaroon } from 'l402';
 import { connect } from 'l402/lightning';
 import { fmt, machine } from './lib.js';
-import { killLeftovers, startServer, stopServers } from './load.js';
+import { killLeftovers, startBackends, startServer, stopServers } from './load.js';
 
 const PATH = '/paid/data';
 
@@ -85,11 +85,7 @@ export async function measure({ seconds = 60, connections = 1_000, baseline = tr
   const wallets = [];
   process.on('exit', killLeftovers);
   try {
-    const [upstream, devnet] = await Promise.all([
-      startServer('upstream.js', {}),
-      startServer('devnet.js', { home: join(home, 'devnet') }),
-    ]);
-    const target = `127.0.0.1:${upstream.port}`;
+    const { devnet, target } = await startBackends(home);
     const [gateway, bare] = await Promise.all([
       startServer('gateway.js', { upstream: target, wallet: devnet.merchant, home }, { stderr: 'ignore' }),
       baseline ? startServer('bare-proxy.js', { upstream: target }) : undefined,

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Challenge, Credential, Macaroon } from 'l402';
 import { connect } from 'l402/lightning';
 import { fmt } from './lib.js';
-import { killLeftovers, rounds, startServer, stopServers } from './load.js';
+import { killLeftovers, rounds, startBackends, startServer, stopServers } from './load.js';
 
 export const title = 'Gateway vs nginx proxy_pass (HTTP/1.1 over loopback, keep-alive)';
 
@@ -29,11 +29,7 @@ export async function run() {
   const wallets = [];
   process.on('exit', killLeftovers);
   try {
-    const [upstream, devnet] = await Promise.all([
-      startServer('upstream.js', {}),
-      startServer('devnet.js', { home: join(home, 'devnet') }),
-    ]);
-    const target = `127.0.0.1:${upstream.port}`;
+    const { upstream, devnet, target } = await startBackends(home);
     const [nginx, bare, gateway] = await Promise.all([
       startServer('nginx.js', { upstream: target, binary: NGINX }),
       startServer('bare-proxy.js', { upstream: target }),

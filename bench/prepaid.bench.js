@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Challenge, Credential, Macaroon } from 'l402';
 import { connect } from 'l402/lightning';
 import { fmt } from './lib.js';
-import { cpuTime, killLeftovers, load, median, startServer, stopServers } from './load.js';
+import { cpuTime, killLeftovers, load, median, startBackends, startServer, stopServers } from './load.js';
 
 export const title = 'Prepaid credit (gateway, HTTP/1.1 over loopback, keep-alive)';
 
@@ -29,11 +29,7 @@ export async function run() {
   const wallets = [];
   process.on('exit', killLeftovers);
   try {
-    const [upstream, devnet] = await Promise.all([
-      startServer('upstream.js', {}),
-      startServer('devnet.js', { home: join(home, 'devnet') }),
-    ]);
-    const target = `127.0.0.1:${upstream.port}`;
+    const { devnet, target } = await startBackends(home);
     const services = `
   - name: credit
     pathregexp: '^/prepaid/'
