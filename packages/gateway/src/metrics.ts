@@ -15,8 +15,9 @@
  *
  * plus prom-client's default process metrics (`process_cpu_seconds_total`, `nodejs_eventloop_lag_seconds`, …).
  *
- * The request path pays a map lookup and an increment per metric: each label combination's child is
- * made once and kept (label values are service names, reasons and error codes: bounded sets).
+ * The request path pays a map lookup or two and an increment per metric it moves: the series live in
+ * plain numbers (label values are service names, reasons and error codes: bounded sets), which
+ * prom-client's registry formats at scrape time.
  *
  * @example
  * const metrics = Metrics.create();
@@ -25,7 +26,7 @@
  */
 import { once } from 'node:events';
 import * as http from 'node:http';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { type Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { formatHostPort, type HostPort } from './Config.js';
 import { StartError } from './Errors.js';
 import type { Reply } from './proxy.js';
@@ -86,18 +87,136 @@ const REFUSALS: Readonly<Record<number, string>> = {
 /** Seconds: from a cached-token pass (sub-millisecond) to a slow backend or a long stream. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** One child per label combination, made on first use. */
-function children<T>(make: (...labels: string[]) => T): (...labels: string[]) => T {
-  const made = new Map<string, T>();
-  return (...labels) => {
-    const key = labels.join('\u0000');
-    let child = made.get(key);
-    if (child === undefined) {
-      child = make(...labels);
-      made.set(key, child);
+/** One sample as prom-client's registry formats it. */
+interface Value {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+  readonly metricName?: string;
+}
+
+/**
+ * A family of series of one metric, found by label values through nested maps (no key is built per
+ * call), each series made once. It stands in for prom-client's `Counter` and `Histogram`, whose
+ * `inc`/`observe` check and hash the label set on every call (≈ 1 µs each): here a request moves plain
+ * numbers, and prom-client's registry only formats them at scrape time (`get`).
+ */
+class Family<Series> {
+  private readonly root = new Map<string, unknown>();
+  readonly all: { readonly labels: Record<string, string>; readonly series: Series }[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'histogram',
+    private readonly labelNames: readonly string[],
+    private readonly make: () => Series,
+  ) {}
+
+  /** The series with these label values (in `labelNames` order). */
+  of(...values: string[]): Series {
+    let node = this.root;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = node.get(values[i]!) as Map<string, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        node.set(values[i]!, next);
+      }
+      node = next;
     }
-    return child;
+    let series = node.get(values[last]!) as Series | undefined;
+    if (series === undefined) {
+      series = this.make();
+      node.set(values[last]!, series);
+      const labels: Record<string, string> = {};
+      this.labelNames.forEach((name, i) => {
+        labels[name] = values[i]!;
+      });
+      this.all.push({ labels, series });
+    }
+    return series;
+  }
+}
+
+interface Count {
+  value: number;
+}
+
+interface Observations {
+  /** Per bucket (not cumulative), the last one for values above every bound. */
+  readonly counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+function counter(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+): Family<Count> {
+  const family = new Family<Count>(name, help, 'counter', labelNames, () => ({ value: 0 }));
+  register(registry, family, () => family.all.map(({ labels, series }) => ({ labels, value: series.value })));
+  return family;
+}
+
+function histogram(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+): Family<Observations> {
+  const family = new Family<Observations>(name, help, 'histogram', labelNames, () => ({
+    counts: new Float64Array(BUCKETS.length + 1),
+    sum: 0,
+    count: 0,
+  }));
+  register(registry, family, () => {
+    const values: Value[] = [];
+    for (const { labels, series } of family.all) {
+      let cumulative = 0;
+      BUCKETS.forEach((bound, i) => {
+        cumulative += series.counts[i]!;
+        values.push({
+          labels: { le: String(bound), ...labels },
+          value: cumulative,
+          metricName: `${name}_bucket`,
+        });
+      });
+      values.push({ labels: { le: '+Inf', ...labels }, value: series.count, metricName: `${name}_bucket` });
+      values.push({ labels, value: series.sum, metricName: `${name}_sum` });
+      values.push({ labels, value: series.count, metricName: `${name}_count` });
+    }
+    return values;
+  });
+  return family;
+}
+
+/** Puts a family in the registry, which asks it for its values (`get`) at each scrape. */
+function register(registry: Registry, family: Family<unknown>, values: () => Value[]): void {
+  const metric = {
+    name: family.name,
+    help: family.help,
+    type: family.type,
+    aggregator: 'sum',
+    get: async () => ({
+      name: family.name,
+      help: family.help,
+      type: family.type,
+      aggregator: 'sum',
+      values: values(),
+    }),
   };
+  // The registry takes anything with a name and `get()`; its type only names its own classes.
+  registry.registerMetric(metric as unknown as Counter);
+}
+
+function observe(series: Observations, seconds: number): void {
+  let i = 0;
+  while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
+  series.counts[i]! += 1;
+  series.sum += seconds;
+  series.count += 1;
 }
 
 /**
@@ -111,37 +230,36 @@ function children<T>(make: (...labels: string[]) => T): (...labels: string[]) =>
 export function create(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const challenges = new Counter({
-    name: 'l402_challenges_total',
-    help: '402 challenges issued (invoice and macaroon minted), by service',
-    labelNames: ['service'],
-    registers: [registry],
-  });
-  const accepted = new Counter({
-    name: 'l402_tokens_accepted_total',
-    help: 'Requests let in on a paid L402 token, by service',
-    labelNames: ['service'],
-    registers: [registry],
-  });
-  const rejections = new Counter({
-    name: 'l402_rejections_total',
-    help: 'Requests refused, by service, reason and error code (service="" for the gateway\'s own refusals)',
-    labelNames: ['service', 'reason', 'code'],
-    registers: [registry],
-  });
-  const upstreamErrors = new Counter({
-    name: 'l402_upstream_errors_total',
-    help: 'Backends unreachable, too slow, or failing mid-response, by service and error code',
-    labelNames: ['service', 'code'],
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'l402_request_duration_seconds',
-    help: 'Whole exchanges (streamed bodies included), by service and outcome',
-    labelNames: ['service', 'outcome'],
-    buckets: BUCKETS,
-    registers: [registry],
-  });
+  const challenges = counter(
+    registry,
+    'l402_challenges_total',
+    '402 challenges issued (invoice and macaroon minted), by service',
+    ['service'],
+  );
+  const accepted = counter(
+    registry,
+    'l402_tokens_accepted_total',
+    'Requests let in on a paid L402 token, by service',
+    ['service'],
+  );
+  const rejections = counter(
+    registry,
+    'l402_rejections_total',
+    'Requests refused, by service, reason and error code (service="" for the gateway\'s own refusals)',
+    ['service', 'reason', 'code'],
+  );
+  const upstreamErrors = counter(
+    registry,
+    'l402_upstream_errors_total',
+    'Backends unreachable, too slow, or failing mid-response, by service and error code',
+    ['service', 'code'],
+  );
+  const duration = histogram(
+    registry,
+    'l402_request_duration_seconds',
+    'Whole exchanges (streamed bodies included), by service and outcome',
+    ['service', 'outcome'],
+  );
   const up = new Gauge({
     name: 'l402_lightning_up',
     help: '1 when the last probe of the Lightning backend answered, else 0',
@@ -155,39 +273,32 @@ export function create(): Metrics {
     registers: [registry],
   });
 
-  const challengeOf = children((service) => challenges.labels(service));
-  const acceptedOf = children((service) => accepted.labels(service));
-  const rejectionOf = children((service, reason, code) => rejections.labels(service, reason, code));
-  const upstreamOf = children((service, code) => upstreamErrors.labels(service, code));
-  const durationOf = children((service, outcome) => duration.labels(service, outcome));
-
   return {
     registry,
     decided(service, decision) {
       const code = decision.error?.code ?? '';
-      if (decision.reason !== 'challenge') rejectionOf(service, decision.reason, code).inc();
+      if (decision.reason !== 'challenge') rejections.of(service, decision.reason, code).value++;
       else {
-        challengeOf(service).inc();
+        challenges.of(service).value++;
         // A credential was presented and refused; Aperture's answer to it is a fresh challenge.
-        if (decision.error !== undefined) rejectionOf(service, 'invalid-credential', code).inc();
+        if (decision.error !== undefined) rejections.of(service, 'invalid-credential', code).value++;
       }
     },
     accepted(service) {
-      acceptedOf(service).inc();
+      accepted.of(service).value++;
     },
     upstreamError(service, code) {
-      upstreamOf(service, code).inc();
+      upstreamErrors.of(service, code).value++;
     },
     completed(outcome, status, seconds) {
       if (outcome !== undefined) {
-        durationOf(outcome.service, outcome.outcome).observe(seconds);
+        observe(duration.of(outcome.service, outcome.outcome), seconds);
         return;
       }
       const refusal = status === undefined ? undefined : REFUSALS[status];
-      if (refusal !== undefined) rejectionOf('', refusal, '').inc();
-      durationOf('', refusal ?? (status !== undefined && status >= 500 ? 'error' : 'gateway')).observe(
-        seconds,
-      );
+      if (refusal !== undefined) rejections.of('', refusal, '').value++;
+      const why = refusal ?? (status !== undefined && status >= 500 ? 'error' : 'gateway');
+      observe(duration.of('', why), seconds);
     },
     probed(backend, isUp, seconds) {
       up.labels(backend).set(isUp ? 1 : 0);
