@@ -39,6 +39,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { type WalletKind, walletKind } from 'l402/lightning';
 import {
   type Document,
   isAlias,
@@ -1014,20 +1015,6 @@ const DEFAULT_LISTEN: HostPort = { host: '127.0.0.1', port: 8080 };
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const MAX_HEADER_FILE_BYTES = 64 * 1024;
-const WALLET_SCHEMES: Readonly<Record<string, 'lnd' | 'cln' | 'phoenixd' | 'lnbits' | 'nwc'>> = {
-  lnd: 'lnd',
-  lndconnect: 'lnd',
-  cln: 'cln',
-  'cln+https': 'cln',
-  'cln+http': 'cln',
-  phoenixd: 'phoenixd',
-  'phoenixd+https': 'phoenixd',
-  'phoenixd+http': 'phoenixd',
-  lnbits: 'lnbits',
-  'lnbits+https': 'lnbits',
-  'lnbits+http': 'lnbits',
-  'nostr+walletconnect': 'nwc',
-};
 
 class Resolver {
   constructor(
@@ -1172,7 +1159,12 @@ class Resolver {
     if (a.uri !== undefined) {
       const uri = this.expand(a.uri, at('uri'));
       const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase();
-      const backend = scheme === undefined ? undefined : WALLET_SCHEMES[scheme];
+      let backend: WalletKind | undefined;
+      try {
+        backend = walletKind(uri);
+      } catch {
+        backend = undefined;
+      }
       // The URI carries credentials: messages name its scheme, never the URI.
       if (backend === undefined) {
         throw this.source.error(
