@@ -106,9 +106,9 @@ export async function call(
 const print = (run: Run, value: unknown) => run.io.stdout(`${JSON.stringify(value, null, 2)}\n`);
 
 /** Query string of the options given (skipping undefined). */
-function query(values: Record<string, string | undefined>): string {
+export function query(values: Readonly<Record<string, unknown>>): string {
   const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(values)) if (v !== undefined) params.set(k, v);
+  for (const [k, v] of Object.entries(values)) if (v !== undefined && v !== null) params.set(k, String(v));
   const text = params.toString();
   return text === '' ? '' : `?${text}`;
 }

@@ -8,7 +8,7 @@
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { call } from './admin.js';
+import { call, query } from './admin.js';
 
 interface AdminOptions {
   readonly gateway?: string;
@@ -23,13 +23,6 @@ interface AdminTool {
   readonly annotations: { readOnlyHint: boolean; destructiveHint?: boolean; idempotentHint?: boolean };
   run(args: Record<string, unknown>): Promise<unknown>;
 }
-
-const query = (values: Record<string, unknown>) => {
-  const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(values)) if (v !== undefined && v !== null) params.set(k, String(v));
-  const text = params.toString();
-  return text === '' ? '' : `?${text}`;
-};
 
 const SERVICE_NAME = z
   .string()

@@ -10,6 +10,8 @@
  * await approvals.grant(pending.id); // the operator
  * await approvals.consume(pending.id, { url, method: 'GET', sats: 480 }); // true, once
  */
+
+import { Mutex } from '../client/Space.js';
 import { L402Error } from '../Errors.js';
 import { toHex } from '../internal/bytes.js';
 
@@ -112,18 +114,14 @@ export function over(storage: Storage, now: () => number = Date.now): Approvals 
  */
 export function memory(now?: () => number): Approvals {
   let all: Pending[] = [];
-  let chain: Promise<unknown> = Promise.resolve();
+  const mutex = new Mutex();
   return over(
     {
       read: async () => all,
       write: async (next) => {
         all = next;
       },
-      locked: <T>(fn: () => Promise<T>) => {
-        const run = chain.then(fn, fn);
-        chain = run.catch(() => undefined);
-        return run;
-      },
+      locked: (fn) => mutex.run('approvals', fn),
     },
     now,
   );

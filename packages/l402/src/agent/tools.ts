@@ -77,13 +77,15 @@ export interface Tool<Shape extends z.ZodRawShape = z.ZodRawShape> {
 
 const define = <Shape extends z.ZodRawShape>(tool: Tool<Shape>): Tool => tool as unknown as Tool;
 
-const origin = (url: string) => {
+/** `url` parsed, or {@link Guard.AgentError} `L402_AGENT_INPUT`. */
+const parse = (url: string) => {
   try {
-    return new URL(url).origin;
+    return new URL(url);
   } catch {
     throw new Guard.AgentError('L402_AGENT_INPUT', `${JSON.stringify(url)} is not an absolute URL`);
   }
 };
+const origin = (url: string) => parse(url).origin;
 
 const isText = (type: string) =>
   /^text\/|[/+](json|xml|javascript|csv|yaml|x-www-form-urlencoded)\b|^application\/(problem\+)?json/i.test(
@@ -229,7 +231,7 @@ export function buyer(context: Context): Tool[] {
       },
       readOnly: false,
       async run({ url, method, headers, body, max_sats, approval_id }) {
-        Guard.check(new URL(origin(url) && url), policy);
+        Guard.check(parse(url), policy);
         const f = payingFetch({
           url,
           method: method.toUpperCase(),
@@ -277,7 +279,7 @@ export function buyer(context: Context): Tool[] {
       },
       readOnly: true,
       async run({ url, method }) {
-        Guard.check(new URL(origin(url) && url), policy);
+        Guard.check(parse(url), policy);
         const q = await payingFetch({ url, method }).quote(url, { method: method.toUpperCase() });
         const threshold = policy.approvalThresholdSats;
         return {
