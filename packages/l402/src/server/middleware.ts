@@ -129,7 +129,7 @@ export type Outcome =
 /**
  * One route's check. Never throws or rejects: every failure is a {@link Reply}. The outcome comes at
  * once (no promise) when nothing needs I/O: a token already verified and checked for this route, or a
- * preflight; use {@link settle} to handle both cases.
+ * preflight; adapters handle a plain outcome inline and await only a promise.
  *
  * @example
  * const guard: Middleware.Guard = paywall.protect({ service: 'api', price: 21 });
@@ -538,30 +538,6 @@ export function create(options: Options): Paywall {
       }
     },
   };
-}
-
-/**
- * Runs `then` with a guard's outcome, at once when the guard decided synchronously (no promise, no
- * microtask), else when its promise resolves; a throw or rejection of `then` goes to `onError`.
- *
- * @example
- * Middleware.settle(guard(view(req)), (outcome) => handle(outcome), (error) => next(error));
- */
-export function settle(
-  outcome: Outcome | Promise<Outcome>,
-  then: (outcome: Outcome) => unknown,
-  onError: (error: unknown) => void,
-): void {
-  if (outcome instanceof Promise) {
-    outcome.then(then).catch(onError);
-    return;
-  }
-  try {
-    const result = then(outcome);
-    if (result instanceof Promise) result.catch(onError);
-  } catch (error) {
-    onError(error);
-  }
 }
 
 /**
