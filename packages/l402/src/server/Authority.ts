@@ -169,6 +169,13 @@ interface Verified {
 
 const NO_HEADERS: readonly Header[] = Object.freeze([]);
 
+/** Whether the token's last passed caveat check still answers for this route and service at `now`. */
+const standing = (v: Verified, route: Route, service: string, now: number): boolean =>
+  v.verdict !== undefined &&
+  v.verdict.route === route &&
+  v.verdict.service === service &&
+  now < v.verdict.until;
+
 /** How long a passed caveat check stands: at most a second, and never past an expiry in the caveats. */
 function verdictUntil(caveats: readonly string[], now: number): number {
   let until = now + 1;
@@ -291,12 +298,9 @@ export class Authority {
     if (raw === undefined) return undefined;
     const verified = this.verified.get(raw);
     if (verified === undefined || this.revoked.has(verified.idHash)) return undefined;
-    const verdict = verified.verdict;
-    if (verdict === undefined || verdict.route !== route || this.now() / 1000 >= verdict.until)
-      return undefined;
+    if (verified.verdict?.route !== route) return undefined;
     const service = route.pathBound ? `${route.service}${pathOf(request.url)}` : route.service;
-    if (verdict.service !== service) return undefined;
-    return this.pass(verified, service);
+    return standing(verified, route, service, this.now() / 1000) ? this.pass(verified, service) : undefined;
   }
 
   /** Revokes a token on this instance at once, and on others through the store. */
@@ -361,15 +365,7 @@ export class Authority {
     const cached = this.verified.get(raw);
     if (cached !== undefined && !this.revoked.has(cached.idHash)) {
       const now = this.now() / 1000;
-      const verdict = cached.verdict;
-      if (
-        verdict !== undefined &&
-        verdict.route === route &&
-        verdict.service === service &&
-        now < verdict.until
-      ) {
-        return cached;
-      }
+      if (standing(cached, route, service, now)) return cached;
       Caveat.verify(
         cached.caveats,
         this.context(request, route, service, cached.preimage),
