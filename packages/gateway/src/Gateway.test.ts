@@ -347,20 +347,6 @@ describe('the gateway on the devnet', () => {
   });
 });
 
-describe('notServed', () => {
-  it('names the settings this version accepts but does not act on', () => {
-    const { config } = Config.parse(
-      `${yaml()}    dynamicprice: { enabled: true, grpcaddress: "127.0.0.1:9", insecure: true }
-    ratelimits: [{ requests: 1, per: 1s }]
-prometheus: { enabled: true }
-`,
-      'test.yaml',
-      { env: {} },
-    );
-    expect(Gateway.notServed(config)).toEqual([]);
-  });
-});
-
 describe('limits', () => {
   it('refuses bodies over maxbodybytes with 413, declared or chunked, and heads over maxheaderbytes with 431', async () => {
     const gateway = await start(yaml('limits:\n  maxbodybytes: 1000\n  maxheaderbytes: 2048'));

@@ -147,7 +147,6 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     }
   };
   try {
-    for (const warning of notServed(config)) log.warn(warning);
     const keys: Authority.Keys =
       config.secrets.mode === 'derived'
         ? { mode: 'derived', masterKey: masterKeyAt(config.secrets.masterkeypath) }
@@ -348,19 +347,6 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     await unwind();
     throw error;
   }
-}
-
-/**
- * Settings the config accepts (they are Aperture's or planned l402 ones) that this version of the
- * gateway does not act on yet: said once at start, so nobody believes a limit or a price is enforced
- * when it is not.
- *
- * @example
- * Gateway.notServed(config); // [] — every accepted key is served
- */
-export function notServed(_config: Config): string[] {
-  // Every key Config accepts is served today; keys it cannot serve are refused or warned by Config.
-  return [];
 }
 
 /** Names on a self-signed certificate: loopback, plus `servername` and a specific listen host. */
