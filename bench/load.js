@@ -4,10 +4,10 @@
  * each response's latency kept in microseconds), interleaved rounds reported by their median, and the
  * CPU taken by processes outside the bench.
  */
-import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { createHistogram } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 
@@ -95,9 +95,10 @@ export function cpuTicks(pids) {
     const [, user, nice, system] = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).map(Number);
     let ours = 0;
     for (const pid of pids) {
-      // Fields 14 and 15 (utime, stime), counted after the parenthesised command name.
+      // Fields 14 to 17 (utime, stime, and cutime, cstime: its children that have exited and been
+      // waited for, such as a load generator it ran), counted after the parenthesised command name.
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      ours += Number(fields[11]) + Number(fields[12]);
+      ours += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
     }
     return { machine: user + nice + system, ours };
   } catch {
@@ -180,4 +181,94 @@ export async function startBackends(home) {
     startServer('devnet.js', { home: join(home, 'devnet') }),
   ]);
   return { upstream, devnet, target: `127.0.0.1:${upstream.port}` };
+}
+
+/** The path of `name` on PATH when it is there and executable, else undefined. */
+export function command(name) {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {}
+  }
+  return undefined;
+}
+
+/**
+ * Pins every thread of process `pid` to CPU `cpu` (Linux `taskset`), so a server and its load
+ * generator each have a core of their own instead of trading both; false where that cannot be done.
+ */
+export function pin(pid, cpu) {
+  if (cpus().length < 2 || command('taskset') === undefined) return false;
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a command to its end; resolves with what it printed (stdout and stderr together) and its exit code. */
+function output(file, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (chunk) => {
+      text += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      text += chunk;
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ text, code }));
+  });
+}
+
+const UNIT_MS = { us: 0.001, ms: 1, s: 1000 };
+
+/**
+ * One run of [wrk](https://github.com/wg/wrk) (one thread, `connections` keep-alive connections,
+ * `seconds` whole seconds; pinned to `cpu` when given); every response must be 2xx. Returns
+ * requests/s, their count, and p50/p99 in ms.
+ */
+export async function wrk(url, { connections, seconds, headers = {}, cpu }) {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency'];
+  for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
+  args.push(url);
+  const { text, code } =
+    cpu !== undefined && command('taskset') !== undefined
+      ? await output('taskset', ['-c', String(cpu), 'wrk', ...args])
+      : await output('wrk', args);
+  const done = /(\d+) requests in ([\d.]+)(us|ms|s|m)\b/.exec(text);
+  if (code !== 0 || done === null) throw new Error(`wrk ${url} failed (${code}): ${text.trim()}`);
+  const failures = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(text);
+  if (failures !== null) throw new Error(`${url}: ${failures[0]}`);
+  const count = Number(done[1]);
+  const elapsed = Number(done[2]) * (done[3] === 'm' ? 60 : UNIT_MS[done[3]] / 1000);
+  const percentile = (p) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)$`, 'm').exec(text);
+    return m === null ? Number.NaN : Number(m[1]) * UNIT_MS[m[2]];
+  };
+  return { rps: count / elapsed, count, p50: percentile(50), p99: percentile(99) };
+}
+
+/**
+ * User-space instructions retired by process `pid` over the next `seconds` (`perf stat`), a count that
+ * the rest of the machine hardly moves, unlike time; undefined where perf or its counters are missing.
+ */
+export async function instructions(pid, seconds) {
+  if (command('perf') === undefined) return undefined;
+  const { text } = await output('perf', [
+    'stat',
+    '-x,',
+    '-e',
+    'instructions:u',
+    '-p',
+    String(pid),
+    '--',
+    'sleep',
+    String(seconds),
+  ]);
+  const m = /^(\d+),[^,]*,instructions/m.exec(text);
+  return m === null ? undefined : Number(m[1]);
 }

@@ -228,6 +228,38 @@ describe('Authority', () => {
     authority.close();
   });
 
+  it('never takes one cached token for another that ends the same: attenuations of one payment share a preimage', async () => {
+    const authority = await Authority.create({ backend: merchant, store: Memory.create() });
+    const notes: Authority.Route = { service: 'notes', price: 10, capabilities: ['read', 'write'] };
+    const write: Authority.Route = { ...notes, requires: { capabilities: ['write'] } };
+    const { macaroon, preimage, authorization: full } = await buy(authority, notes);
+    const readOnly = Credential.format({
+      macaroon: Macaroon.addFirstPartyCaveat(macaroon, Caveat.capabilities('notes', ['read'])),
+      preimage,
+    });
+    // The same last 64 characters (the preimage hex; the front map keys on 16), different tokens.
+    expect(readOnly.slice(-64)).toBe(full.slice(-64));
+    expect(readOnly).not.toBe(full);
+    const view = (authorization: string) => ({ method: 'GET', url: '/notes', headers: { authorization } });
+    const decide = async (authorization: string) =>
+      authority.cached(view(authorization), write) ?? (await authority.authorize(view(authorization), write));
+    // Alternating, each answered from the caches after its first check: the full token writes, the
+    // read-only one never does, however the two take turns in the cache.
+    for (let i = 0; i < 4; i++) {
+      expect((await decide(full)).kind).toBe('pass');
+      const refused = await decide(readOnly);
+      expect(refused.kind === 'respond' && refused.status).toBe(402);
+      expect(authority.cached(view(readOnly), write)).toBeUndefined();
+      expect(authority.cached(view(full), write)?.kind).toBe('pass');
+    }
+    // A header that only ends like a verified one (a forged macaroon, the real preimage) is not it.
+    const forged = `${full.slice(0, 20)}${full[20] === 'A' ? 'B' : 'A'}${full.slice(21)}`;
+    expect(forged.slice(-64)).toBe(full.slice(-64));
+    expect(authority.cached(view(forged), write)).toBeUndefined();
+    expect((await decide(forged)).kind).toBe('respond');
+    authority.close();
+  });
+
   it('derived keys: verifies with no root-key read at all, and revocation still holds', async () => {
     const store = Memory.create();
     let reads = 0;

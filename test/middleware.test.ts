@@ -283,6 +283,47 @@ const frameworks: Framework[] = [
       };
     },
   },
+  {
+    // `protect(route, handler)`: one handler per route, which Hono calls without composing a chain.
+    name: 'Hono 4, wrapped handlers',
+    joinsChallenges: true,
+    async serve(options) {
+      const paywall = HonoL402.l402(options);
+      const app = new Hono<HonoL402.L402Env>();
+      app.get('/free', (c) => c.json(echo('free', undefined)));
+      app.on(
+        ['GET', 'OPTIONS'],
+        '/api/data',
+        paywall.protect(ROUTES.paid, (c) => c.json(echo('paid', c.get('l402')))),
+      );
+      app.get(
+        '/dynamic',
+        paywall.protect(ROUTES.dynamic, (c) => c.json(echo('dynamic', c.get('l402')))),
+      );
+      app.get(
+        '/notes',
+        paywall.protect(ROUTES.read, (c) => c.json(echo('read', c.get('l402')))),
+      );
+      // An async handler: its promise is what the wrapped handler returns.
+      app.post(
+        '/notes',
+        paywall.protect(ROUTES.write, async (c) => c.json(echo('write', c.get('l402')))),
+      );
+      app.get(
+        '/short',
+        paywall.protect(ROUTES.short, (c) => c.json(echo('short', c.get('l402')))),
+      );
+      const server = serveHono({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as http.Server;
+      return {
+        url: await listening(server),
+        paywall,
+        close: async () => {
+          await closing(server);
+          await paywall.close();
+        },
+      };
+    },
+  },
 ];
 
 const CORS = {
@@ -361,7 +402,14 @@ describe.each(frameworks)('$name', (framework) => {
     expect(Invoice.decode(bought.offer.invoice).amountMsat).toBe(21_000n);
     const paid = await send(`${served.url}/api/data`, { headers: { authorization: bought.authorization } });
     expect(paid.status).toBe(200);
-    expect(paid.headers['access-control-allow-origin']).toBe('*');
+    // No `Origin`, no browser: the answer carries no CORS header lines (default `cors: 'origin'`) …
+    expect(paid.headers['access-control-allow-origin']).toBeUndefined();
+    // … and a browser's cross-origin request gets Aperture's, so the page can read what it paid for.
+    const fromPage = await send(`${served.url}/api/data`, {
+      headers: { authorization: bought.authorization, origin: 'https://shop.example' },
+    });
+    expect(fromPage.status).toBe(200);
+    expect(fromPage.headers).toMatchObject(CORS);
     const { route, l402 } = JSON.parse(paid.body);
     expect(route).toBe('paid');
     const identifier = Identifier.decode(bought.macaroon.identifier);
@@ -641,12 +689,135 @@ services:
     const fromGateway = await pay(await send(`${gateway.url}/api/items`));
     const fromMiddleware = await pay(await send(`${middleware}/api/items`));
     for (const { authorization } of [fromGateway, fromMiddleware]) {
+      // As a browser sees them (an Origin header): the same CORS headers on both.
+      const headers = { authorization, origin: 'https://shop.example' };
       const [a, b] = await Promise.all([
-        send(`${gateway.url}/api/items`, { headers: { authorization } }),
-        send(`${middleware}/api/items`, { headers: { authorization } }),
+        send(`${gateway.url}/api/items`, { headers }),
+        send(`${middleware}/api/items`, { headers }),
       ]);
       expect(shape(b)).toEqual(shape(a));
       expect(JSON.parse(b.body)).toEqual(JSON.parse(a.body));
+      // Without Origin the gateway still sends them (as Aperture) and the middleware, by default, not.
+      const [c, d] = await Promise.all([
+        send(`${gateway.url}/api/items`, { headers: { authorization } }),
+        send(`${middleware}/api/items`, { headers: { authorization } }),
+      ]);
+      expect([c.status, d.status]).toEqual([200, 200]);
+      expect(c.headers).toMatchObject(CORS);
+      expect(d.headers['access-control-allow-origin']).toBeUndefined();
+    }
+  }, 30_000);
+});
+
+// ——— CORS ———
+
+describe("CORS: 'origin' (default), true (Aperture's, on every answer), false", () => {
+  const page = { origin: 'https://shop.example' };
+  /** A node:http app with one 21-sat route behind a paywall made with `cors`, for every method. */
+  async function serveWith(cors: Middleware.Options['cors']) {
+    const paywall = NodeL402.l402({ backend: devnet.document.nodes.merchant!.uris.lnd, masterKey, cors });
+    const paid = paywall.protect({ service: 'cors', price: 21 }, (_req, res) => res.end('paid'));
+    const server = http
+      .createServer((req, res) => {
+        // The route, as an app registers it: every method goes through the paywall.
+        if (req.url === '/paid') return paid(req, res);
+        res.statusCode = 404;
+        res.end();
+      })
+      .listen(0, '127.0.0.1');
+    const url = `${await listening(server)}/paid`;
+    return {
+      url,
+      close: async () => {
+        await closing(server);
+        await paywall.close();
+      },
+    };
+  }
+
+  it('adds the headers to passed answers as each mode says; challenges carry them in every mode', async () => {
+    const modes = {
+      origin: await serveWith(undefined),
+      always: await serveWith(true),
+      never: await serveWith(false),
+    };
+    try {
+      // Derived keys from one master key: a token bought from one is good on all three.
+      const unpaid = await send(modes.never.url);
+      expect(unpaid.headers).toMatchObject(CORS); // even with cors: false
+      const { authorization } = await pay(unpaid);
+      const acao = async (url: string, headers: http.OutgoingHttpHeaders) => {
+        const reply = await send(url, { headers: { authorization, ...headers } });
+        expect(reply.status).toBe(200);
+        if (reply.headers['access-control-allow-origin'] !== undefined)
+          expect(reply.headers).toMatchObject(CORS);
+        return reply.headers['access-control-allow-origin'] ?? null;
+      };
+      expect([await acao(modes.origin.url, {}), await acao(modes.origin.url, page)]).toEqual([null, '*']);
+      expect([await acao(modes.always.url, {}), await acao(modes.always.url, page)]).toEqual(['*', '*']);
+      expect([await acao(modes.never.url, {}), await acao(modes.never.url, page)]).toEqual([null, null]);
+      // Preflights: answered by the middleware unless cors: false, which leaves them to the app.
+      const preflight = (url: string) =>
+        send(url, {
+          method: 'OPTIONS',
+          headers: { ...page, 'access-control-request-headers': 'authorization' },
+        });
+      for (const mode of [modes.origin, modes.always]) {
+        const reply = await preflight(mode.url);
+        expect(reply.status).toBe(200);
+        expect(reply.headers).toMatchObject(CORS);
+      }
+      // With cors: false an OPTIONS is one more request for the route (priced like any other): an app
+      // with CORS of its own answers preflights before the paywall sees them.
+      expect((await preflight(modes.never.url)).status).toBe(402);
+    } finally {
+      for (const mode of Object.values(modes)) await mode.close();
+    }
+  }, 30_000);
+
+  it('refuses an unknown mode when the middleware is made', () => {
+    expect(() => NodeL402.l402({ backend: 'devnet', masterKey, cors: 'yes' as unknown as boolean })).toThrow(
+      /cors must be 'origin', true or false, not "yes"/,
+    );
+  });
+});
+
+// ——— Hono where there is no Node request ———
+
+describe('Hono on the Fetch request alone (app.request, as on edge runtimes)', () => {
+  it('charges by the Fetch URL, passes a paid request and refuses a forged one, in both forms', async () => {
+    const paywall = HonoL402.l402({ backend: devnet.document.nodes.merchant!.uris.lnd, masterKey });
+    const app = new Hono<HonoL402.L402Env>();
+    const route: Middleware.Route = {
+      service: 'edge',
+      // The view's url is path and query, as on Node: 2 sat with ?cheap, else 3.
+      price: (r) => (r.url === '/wrapped?cheap' ? 2 : 3),
+    };
+    app.get('/middleware', paywall.protect(route), (c) => c.text(c.get('l402')!.tokenId));
+    app.get(
+      '/wrapped',
+      paywall.protect(route, (c) => c.text(c.get('l402')!.tokenId)),
+    );
+    try {
+      const amount = (reply: Response) =>
+        Invoice.decode(Challenge.l402(Challenge.parse(reply.headers.get('www-authenticate')!))!.invoice)
+          .amountMsat;
+      const cheap = await app.request('http://edge.example/wrapped?cheap');
+      expect([cheap.status, amount(cheap)]).toEqual([402, 2_000n]);
+      const unpaid = await app.request('/middleware');
+      expect([unpaid.status, amount(unpaid)]).toEqual([402, 3_000n]);
+      const offer = Challenge.l402(Challenge.parse(unpaid.headers.get('www-authenticate')!))!;
+      const macaroon = Macaroon.decode(offer.macaroon);
+      const { preimage } = await payer.pay(offer.invoice, { maxFeeMsat: 1_000n });
+      const tokenId = hex(Identifier.decode(macaroon.identifier).tokenId);
+      for (const path of ['/middleware', '/wrapped']) {
+        const paid = await app.request(path, { headers: auth(macaroon, preimage) });
+        expect([paid.status, await paid.text()]).toEqual([200, tokenId]);
+        const forged = await app.request(path, { headers: auth(macaroon, new Uint8Array(32)) });
+        expect(forged.status).toBe(402);
+      }
+    } finally {
+      await paywall.close();
     }
   }, 30_000);
 });

@@ -3,13 +3,16 @@
  * @hono/node-server), with or without the L402 middleware from packages/l402/dist in front of its one
  * route, `GET /hello`. With it, the route costs 1 sat and its tokens are checked with keys derived from
  * the master key the bench gives every server, so one token bought from any of them is valid on all;
- * `cors: false` leaves Aperture's CORS headers off the paid answers.
+ * `cors` is the middleware's option (its default when absent). `form: 'wrap'` (Hono) protects the
+ * handler itself rather than adding a middleware before it, `form: 'noop'` (Hono, unpaid) puts a
+ * middleware that does nothing before it; `form: 'cors'` (node:http, unpaid) sets
+ * the four CORS headers by hand.
  */
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { serve, settings } from './child.js';
 
-const { framework, paid, wallet, masterKey, cors } = await settings();
+const { framework, paid, wallet, masterKey, cors, form } = await settings();
 const route = { service: 'bench', price: 1 };
 const options = { backend: wallet, masterKey, cors };
 const body = 'hello world';
@@ -21,6 +24,16 @@ const apps = {
       res.setHeader('content-type', 'text/plain');
       res.end(body);
     };
+    if (!paid && form === 'cors') {
+      // The bare app sending the same four CORS header lines itself, as any CORS middleware would.
+      const { CORS_HEADERS } = await import('l402/server');
+      return {
+        server: createServer((req, res) => {
+          for (const [name, value] of CORS_HEADERS) res.setHeader(name, value);
+          hello(req, res);
+        }),
+      };
+    }
     if (!paid) return { server: createServer(hello) };
     const { l402 } = await import('l402/node');
     const paywall = l402(options);
@@ -71,13 +84,16 @@ const apps = {
     const app = new Hono();
     const hello = (c) => c.text(body);
     if (!paid) {
-      app.get('/hello', hello);
+      // 'noop': what any middleware costs in Hono, one that only awaits the next handler.
+      if (form === 'noop') app.get('/hello', async (_c, next) => void (await next()), hello);
+      else app.get('/hello', hello);
       return { server: createServer(getRequestListener(app.fetch)) };
     }
     const { l402 } = await import('l402/hono');
     const paywall = l402(options);
     await paywall.ready();
-    app.get('/hello', paywall.protect(route), hello);
+    if (form === 'wrap') app.get('/hello', paywall.protect(route, hello));
+    else app.get('/hello', paywall.protect(route), hello);
     return { server: createServer(getRequestListener(app.fetch)), close: () => paywall.close() };
   },
 };

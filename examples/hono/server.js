@@ -26,8 +26,13 @@ const notes = { service: 'notes', price: 10, capabilities: ['read', 'write'] };
 
 const app = new Hono();
 app.get('/free', (c) => c.json({ hello: 'free world' }));
-app.get('/paid', paywall.protect({ service: 'paid', price: 21, timeout: 3600 }), (c) =>
-  c.json({ hello: 'paid world', token: c.get('l402') }),
+// The handler wrapped: one handler for the route, which Hono calls directly (the lighter form for a
+// hot route); the routes below use the middleware form, `protect(route)` before the handler.
+app.get(
+  '/paid',
+  paywall.protect({ service: 'paid', price: 21, timeout: 3600 }, (c) =>
+    c.json({ hello: 'paid world', token: c.get('l402') }),
+  ),
 );
 // Dynamic price: this year's report costs more; `pathBound` ties each token to the report it paid for.
 app.get(

@@ -65,10 +65,14 @@ export interface Options extends Omit<Authority.Options, 'backend' | 'store' | '
   /** Where `devnet.json` is for `backend: 'devnet'`; `$L402_HOME`, else `~/.l402`. */
   readonly home?: string;
   /**
-   * Aperture's CORS headers on the handler's answers too, and a preflight `OPTIONS` that reaches the
-   * middleware answered 200 with them (default true). Challenges carry them either way, as the gateway's.
+   * Aperture's CORS headers on the handler's answers. `'origin'` (default): on the answers to requests
+   * that carry an `Origin` header — every cross-origin request a browser makes — so a page on another
+   * origin can read what it paid for, while server-to-server calls (no `Origin`) carry no header lines
+   * they would never read; `true`: on every answer, as the gateway (Aperture) does; `false`: never,
+   * for an app with CORS of its own. Unless `false`, a preflight `OPTIONS` that reaches the middleware
+   * is answered 200 with them. Challenges and other refusals carry them in every mode, as the gateway's.
    */
-  readonly cors?: boolean;
+  readonly cors?: boolean | 'origin';
   /** Failures that cannot be the client's: the backend, the store, a price function, a handler. */
   readonly onError?: (error: unknown, context: string) => void;
   /** Every request answered instead of passed (402, 401, 503 …), with why: for logs and metrics. */
@@ -300,6 +304,16 @@ function checkRoute(route: Route): Route {
   });
 }
 
+/**
+ * Whether the request carries an `Origin` header: a browser's cross-origin request (or a same-origin
+ * one other than GET/HEAD). Node lower-cases header names; a hand-made record may not.
+ */
+function hasOrigin(headers: Authority.RequestView['headers']): boolean {
+  if (typeof headers.get === 'function') return (headers.get as (name: string) => unknown)('origin') != null;
+  const record = headers as Readonly<Record<string, unknown>>;
+  return record.origin !== undefined || record.Origin !== undefined;
+}
+
 /** Keyed by the Authority's token info, the same object for every request with one cached credential. */
 const infos = new WeakMap<Authority.TokenInfo, L402Info>();
 
@@ -408,14 +422,22 @@ export function create(options: Options): Paywall {
     masterKey: _masterKey,
     store: givenStore,
     home,
-    cors = true,
+    cors = 'origin',
     onRefusal,
     ...authorityOptions
   } = options;
+  if (cors !== true && cors !== false && cors !== 'origin') {
+    throw fail(`cors must be 'origin', true or false, not ${JSON.stringify(cors)}`);
+  }
   const store = givenStore ?? Memory.create();
-  const passHeaders = cors ? Authority.CORS_HEADERS : [];
-  /** Per verified token, the pass outcome: the hot path returns the same object every time. */
+  /** Whether a passed answer to `request` gets the CORS headers. */
+  const corsFor =
+    cors === 'origin'
+      ? (request: Authority.RequestView) => hasOrigin(request.headers)
+      : (_request: Authority.RequestView) => cors;
+  /** Per verified token, the pass outcomes without and with CORS: the hot path returns the same object every time. */
   const passes = new WeakMap<Authority.TokenInfo, Outcome>();
+  const corsPasses = new WeakMap<Authority.TokenInfo, Outcome>();
   const now = options.now ?? Date.now;
   /** What this middleware opened, closed last first. */
   const closers: (() => Promise<void> | void)[] = givenStore === undefined ? [() => store.close()] : [];
@@ -476,11 +498,14 @@ export function create(options: Options): Paywall {
           onRefusal?.(decision, request);
           return decision;
         }
+        const withCors = corsFor(request);
+        const passHeaders = withCors ? Authority.CORS_HEADERS : [];
         if (decision.token !== undefined && decision.headers.length === 0) {
-          let pass = passes.get(decision.token);
+          const known = withCors ? corsPasses : passes;
+          let pass = known.get(decision.token);
           if (pass === undefined) {
             pass = { kind: 'pass', l402: infoOf(decision.token), headers: passHeaders };
-            passes.set(decision.token, pass);
+            known.set(decision.token, pass);
           }
           return pass;
         }
@@ -503,7 +528,7 @@ export function create(options: Options): Paywall {
       // Not an async function: on the hot path (Authority made, credential cached) this adds one
       // promise to the Authority's, no more.
       return (request) => {
-        if (cors && request.method === 'OPTIONS') return PREFLIGHT;
+        if (cors !== false && request.method === 'OPTIONS') return PREFLIGHT;
         if (authority === undefined) return opened(request);
         // The hot path: a token already verified and checked for this route, decided without a promise.
         const hit = authority.cached(request, terms);
