@@ -183,11 +183,17 @@ export async function run() {
     // The check alone, in this process: what every paid request costs before the handler runs.
     const paywall = Middleware.create({ backend: devnet.merchant, masterKey });
     const guard = paywall.protect({ service: 'bench', price: 1 });
-    const request = { method: 'GET', url: '/hello', headers: { host: 'bench', authorization } };
-    await guard(request); // verified once; from now on decided synchronously
+    // As a server sees it: every request's header a new string (whose hash nobody has computed yet).
+    const bytes = Buffer.from(authorization, 'latin1');
+    const fresh = () => ({
+      method: 'GET',
+      url: '/hello',
+      headers: { host: 'bench', authorization: bytes.toString('latin1') },
+    });
+    await guard(fresh()); // verified once; from now on decided synchronously
     const alone = measure({
-      'baseline: a header read': () => request.headers.authorization.length,
-      'guard, cached credential': () => guard(request),
+      'baseline: a request view with a new header string': fresh,
+      'guard, cached credential': () => guard(fresh()),
     });
     await paywall.close();
 
@@ -227,9 +233,10 @@ export async function run() {
           `of promises for more); "wrapped": paywall.protect(route, handler), one Hono handler instead of a ` +
           `middleware and a handler`,
         ...lines,
-        `in this process, the check alone: ${fmt(alone['guard, cached credential'])} /s ` +
-          `(${(1e6 / alone['guard, cached credential']).toFixed(2)} µs each, synchronous; a header read: ` +
-          `${(1e6 / alone['baseline: a header read']).toFixed(3)} µs)`,
+        `in this process, the check alone (synchronous): ` +
+          `${(1e6 / alone['guard, cached credential'] - 1e6 / alone['baseline: a request view with a new header string']).toFixed(2)} µs ` +
+          `a request, over making a request view with a new ${authorization.length}-character header string ` +
+          `(${(1e6 / alone['baseline: a request view with a new header string']).toFixed(2)} µs)`,
         ...othersLine(before, after, seconds),
       ],
       results,
