@@ -82,8 +82,9 @@ function incomingOf(c: Context): Incoming | undefined {
 /**
  * The request view of a Hono context. On @hono/node-server it reads the Node request the Fetch one
  * was made from (its header record and request target, as the `l402/node` view does), which spares
- * building the URL and materialising the Fetch headers; elsewhere the Fetch request. The peer address
- * only when asked (and only on Node: other runtimes have no peer here).
+ * building the URL and searching the Fetch headers; elsewhere the Fetch request. So on Node, headers
+ * an earlier middleware sets on `c.req.raw` are not seen here (the credential is what the client
+ * sent). The peer address only when asked (and only on Node: other runtimes have no peer here).
  */
 class HonoView implements RequestView {
   readonly method: string;
