@@ -160,6 +160,22 @@ const closing = (server: http.Server) =>
     server.close(() => resolve());
   });
 
+/** A listening server and its paywall, as a test uses them; closing it closes both. */
+async function served(server: http.Server, paywall: Served['paywall']): Promise<Served> {
+  return {
+    url: await listening(server),
+    paywall,
+    close: async () => {
+      await closing(server);
+      await paywall.close();
+    },
+  };
+}
+
+/** A Hono app on @hono/node-server, on a free loopback port. */
+const servedHono = (app: Hono<HonoL402.L402Env>, paywall: HonoL402.HonoPaywall) =>
+  served(serveHono({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as http.Server, paywall);
+
 const frameworks: Framework[] = [
   {
     name: 'node:http',
@@ -188,14 +204,7 @@ const frameworks: Framework[] = [
           res.end();
         })
         .listen(0, '127.0.0.1');
-      return {
-        url: await listening(server),
-        paywall,
-        close: async () => {
-          await closing(server);
-          await paywall.close();
-        },
-      };
+      return served(server, paywall);
     },
   },
   {
@@ -218,14 +227,7 @@ const frameworks: Framework[] = [
       app.post('/notes', paywall.protect(ROUTES.write), (req, res) => void res.json(echo('write', req.l402)));
       app.get('/short', paywall.protect(ROUTES.short), (req, res) => void res.json(echo('short', req.l402)));
       const server = app.listen(0, '127.0.0.1');
-      return {
-        url: await listening(server),
-        paywall,
-        close: async () => {
-          await closing(server);
-          await paywall.close();
-        },
-      };
+      return served(server, paywall);
     },
   },
   {
@@ -272,15 +274,7 @@ const frameworks: Framework[] = [
       app.get('/notes', paywall.protect(ROUTES.read), (c) => c.json(echo('read', c.get('l402'))));
       app.post('/notes', paywall.protect(ROUTES.write), (c) => c.json(echo('write', c.get('l402'))));
       app.get('/short', paywall.protect(ROUTES.short), (c) => c.json(echo('short', c.get('l402'))));
-      const server = serveHono({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as http.Server;
-      return {
-        url: await listening(server),
-        paywall,
-        close: async () => {
-          await closing(server);
-          await paywall.close();
-        },
-      };
+      return servedHono(app, paywall);
     },
   },
   {
@@ -313,15 +307,7 @@ const frameworks: Framework[] = [
         '/short',
         paywall.protect(ROUTES.short, (c) => c.json(echo('short', c.get('l402')))),
       );
-      const server = serveHono({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as http.Server;
-      return {
-        url: await listening(server),
-        paywall,
-        close: async () => {
-          await closing(server);
-          await paywall.close();
-        },
-      };
+      return servedHono(app, paywall);
     },
   },
 ];
