@@ -281,11 +281,12 @@ describe('MPP through the gateway on the devnet', () => {
     expect(topped.status).toBe(200);
     expect(JSON.parse(topped.body)).toEqual({ status: 'ok' });
     expect(served).toBe(before + 3);
-    // A top-up payment credits once.
+    // A retried top-up gets the original answer and credits nothing again (the refund below shows it).
     const twice = await send(`${gateway.url}/mpp/s`, {
       authorization: Client.topUp(fresh, { sessionId, topUpPreimage: topUp.preimage }),
     });
-    expect(problem(twice).type).toBe(`${PROBLEMS}lightning/unknown-challenge`);
+    expect(twice.status).toBe(200);
+    expect(twice.body).toBe(topped.body);
     expect((await send(`${gateway.url}/mpp/s`, { authorization: bearer })).status).toBe(200); // 8 of 20
 
     const closed = await send(`${gateway.url}/mpp/s`, {
@@ -320,6 +321,80 @@ describe('MPP through the gateway on the devnet', () => {
     });
     expect(problem(stranger).type).toBe(`${PROBLEMS}lightning/invalid-preimage`);
     expect(served).toBe(before + 4);
+  }, 30_000);
+
+  it('answers a retried top-up with the original 200 and a receipt, crediting it once', async () => {
+    const path = `${gateway.url}/cheap/retry`;
+    const refund = await world.payer.createInvoice({ amountMsat: 0n, memo: 'refund', expirySeconds: 86_400 });
+    /** Opens a session on a fresh offer: 5 sat at 1 sat a request, the opening request paid from it. */
+    const open = async () => {
+      const o = offer(await send(path), 'session');
+      const deposit = await payDeposit(o);
+      const opened = await send(path, {
+        authorization: Client.open(o, { preimage: deposit.preimage, returnInvoice: refund.paymentRequest }),
+      });
+      expect(opened.status).toBe(200);
+      return { o, ...deposit };
+    };
+    /** Pays a fresh offer's deposit as a top-up of `sessionId`; returns the credential. */
+    const topUpCredential = async (sessionId: string) => {
+      const o = offer(await send(path), 'session');
+      const { preimage } = await payDeposit(o);
+      return { o, authorization: Client.topUp(o, { sessionId, topUpPreimage: preimage }), preimage };
+    };
+    const { o, preimage, sessionId } = await open(); // 4 sat left
+    const before = served;
+
+    const first = await topUpCredential(sessionId);
+    const answers = [];
+    // The answer lost on the way, the client retries: the same 200 and receipt each time.
+    for (let i = 0; i < 3; i++) answers.push(await send(path, { authorization: first.authorization }));
+    for (const reply of answers) {
+      expect(reply.status).toBe(200);
+      expect(reply.headers['content-type']).toBe('application/json');
+      expect(JSON.parse(reply.body)).toEqual({ status: 'ok' });
+      expect(Client.receipt(reply.headers['payment-receipt'] as string)).toEqual({
+        status: 'success',
+        method: 'lightning',
+        timestamp: expect.any(String),
+        reference: sessionId,
+        challengeId: first.o.id,
+      });
+    }
+    // The original and its retry racing: both answered ok, one credit.
+    const second = await topUpCredential(sessionId);
+    const raced = await Promise.all(
+      Array.from({ length: 3 }, () => send(path, { authorization: second.authorization })),
+    );
+    expect(raced.map((r) => [r.status, r.body])).toEqual(Array(3).fill([200, '{"status":"ok"}']));
+
+    // The same top-up payment for another session, or the deposit as a top-up: refused as before.
+    const other = await open();
+    const elsewhere = await send(path, {
+      authorization: Client.topUp(first.o, { sessionId: other.sessionId, topUpPreimage: first.preimage }),
+    });
+    expect(problem(elsewhere).type).toBe(`${PROBLEMS}lightning/unknown-challenge`);
+    const deposit = await send(path, {
+      authorization: Client.topUp(o, { sessionId, topUpPreimage: preimage }),
+    });
+    expect(problem(deposit).type).toBe(`${PROBLEMS}lightning/unknown-challenge`);
+    expect(served).toBe(before + 1); // the other session's opening request
+
+    // 4 + 5 + 5 sat: fourteen requests, not one more.
+    const bearer = Client.bearer(o, { sessionId, preimage });
+    for (let i = 0; i < 14; i++) expect((await send(path, { authorization: bearer })).status).toBe(200);
+    const spent = await send(path, { authorization: bearer });
+    expect(problem(spent)).toMatchObject({ type: `${PROBLEMS}lightning/insufficient-balance` });
+    expect(problem(spent).detail).toContain('0 sat left');
+    expect(served).toBe(before + 15);
+    const closed = await send(path, { authorization: Client.close(o, { sessionId, preimage }) });
+    expect(JSON.parse(closed.body)).toEqual({ status: 'closed', refundSats: 0, refundStatus: 'skipped' });
+    // Even once the session is closed, the retry gets its original answer; it credits nothing.
+    const late = await send(path, { authorization: first.authorization });
+    expect([late.status, late.body]).toEqual([200, '{"status":"ok"}']);
+    expect(await send(path, { authorization: bearer }).then(problem)).toMatchObject({
+      type: `${PROBLEMS}lightning/session-closed`,
+    });
   }, 30_000);
 
   it('closes a session idle for sessionidletimeout and refunds it', async () => {

@@ -400,7 +400,10 @@ export class Server {
           sats: deposit,
           now,
         });
-        if (!result.ok) return refused(result);
+        // A retried top-up (this very credential, already credited to this session) gets the original
+        // answer again, as the session draft's idempotency rule asks; nothing is credited twice. A
+        // payment spent on anything else stays refused.
+        if (!result.ok && result.reason !== 'already-credited') return refused(result);
         return answer(200, { status: 'ok' }, receipt(session));
       }
       const bad = this.preimage(payload.preimage, request.paymentHash);

@@ -104,6 +104,17 @@ export type SessionResult =
       readonly session?: Session;
     };
 
+/**
+ * What {@link Store.topUpSession} did: a {@link SessionResult}, or `already-credited` when this very
+ * top-up (the same payment, presented with the same challenge, for the same session) was credited
+ * before: nothing is credited again, and `session` is how the session stands now (open or closed). A
+ * payment consumed by anything else (a charge, a deposit, a top-up of another session or under another
+ * challenge) is `consumed`.
+ */
+export type TopUpResult =
+  | SessionResult
+  | { readonly ok: false; readonly reason: 'already-credited'; readonly session: Session };
+
 export interface Store {
   /** Stores a minted token's root key and its pending transaction atomically; resolves once durable. */
   mint(record: MintRecord): Promise<void>;
@@ -140,11 +151,16 @@ export interface Store {
   openSession(
     open: Consumption & { depositSats: bigint; returnInvoice: string; now: number },
   ): Promise<boolean>;
-  /** Consumes a top-up payment and credits an open session with `sats`, in one step. */
+  /**
+   * Consumes a top-up payment and credits an open session with `sats`, in one step, remembering which
+   * session it credited. The same top-up presented again (the client retrying after losing the answer)
+   * is `already-credited` and credits nothing, as long as its consumption record is kept: of two
+   * identical top-ups racing, exactly one credits and the other is `already-credited`.
+   */
   topUpSession(
     sessionId: Uint8Array,
     credit: Consumption & { sats: bigint; now: number },
-  ): Promise<SessionResult>;
+  ): Promise<TopUpResult>;
   /** Debits an open session by `sats` if its balance covers them: exact under any concurrency. */
   debitSession(sessionId: Uint8Array, sats: bigint, now: number): Promise<SessionResult>;
   /** Closes an open session; the session returned holds what is left to refund (deposit − spent). */

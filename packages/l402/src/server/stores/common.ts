@@ -20,7 +20,7 @@ import type {
 } from '../Store.js';
 
 /** The schema version this code writes; a database that records a newer one is refused. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Largest `priceMsat` a store keeps: PostgreSQL's and SQLite's signed 64-bit integer. */
 const MAX_PRICE_MSAT = 2n ** 63n - 1n;

@@ -81,8 +81,11 @@ export function create(): Store {
   const byTokenId = new Map<string, Entry>();
   const byPaymentHash = new Map<string, Set<Entry>>();
   const revocations: Revocation[] = [];
-  /** Consumed payment hashes (hex) → the challenge's expiry. */
-  const consumed = new Map<string, number>();
+  /**
+   * Consumed payment hashes (hex) → the challenge's expiry and id, and for a top-up the session (hex)
+   * it credited.
+   */
+  const consumed = new Map<string, { expiresAt: number; challengeId: string; topUp?: string }>();
   const sessions = new Map<string, Session>();
   const secrets = new Map<string, Uint8Array>();
   let order = 0;
@@ -232,7 +235,7 @@ export function create(): Store {
       ensureOpen();
       const key = toHex(record.paymentHash);
       if (consumed.has(key)) return false;
-      consumed.set(key, record.expiresAt);
+      consumed.set(key, { expiresAt: record.expiresAt, challengeId: record.challengeId });
       return true;
     },
 
@@ -243,7 +246,7 @@ export function create(): Store {
       ensureOpen();
       const key = toHex(open.paymentHash);
       if (consumed.has(key) || sessions.has(key)) return false;
-      consumed.set(key, open.expiresAt);
+      consumed.set(key, { expiresAt: open.expiresAt, challengeId: open.challengeId });
       sessions.set(key, {
         sessionId: open.paymentHash.slice(),
         depositSats: open.depositSats,
@@ -263,12 +266,23 @@ export function create(): Store {
       checkSats(credit.sats, 'sats', true);
       checkSeconds(credit.now, 'now');
       ensureOpen();
+      const key = toHex(credit.paymentHash);
+      const target = toHex(sessionId);
+      const prior = consumed.get(key);
+      const current = sessions.get(target);
+      // This very top-up again: the original outcome, whatever became of the session since.
+      if (prior?.topUp === target && prior.challengeId === credit.challengeId && current !== undefined) {
+        return {
+          ok: false,
+          reason: 'already-credited',
+          session: { ...current, sessionId: current.sessionId.slice() },
+        };
+      }
       return update(sessionId, (session) => {
-        const key = toHex(credit.paymentHash);
-        if (consumed.has(key)) return { ok: false, reason: 'consumed', session: { ...session } };
+        if (prior !== undefined) return { ok: false, reason: 'consumed', session: { ...session } };
         if (session.depositSats + credit.sats > 2n ** 63n - 1n)
           throw new RangeError('the deposit would overflow');
-        consumed.set(key, credit.expiresAt);
+        consumed.set(key, { expiresAt: credit.expiresAt, challengeId: credit.challengeId, topUp: target });
         return { ...session, depositSats: session.depositSats + credit.sats, updatedAt: credit.now };
       });
     },
@@ -329,7 +343,7 @@ export function create(): Store {
       checkSeconds(before, 'before');
       ensureOpen();
       let removed = 0;
-      for (const [key, expiresAt] of consumed) {
+      for (const [key, { expiresAt }] of consumed) {
         if (expiresAt < before) {
           consumed.delete(key);
           removed++;

@@ -61,7 +61,7 @@ describe('Postgres.open', () => {
     const schema = nextSchema();
     const stores = await Promise.all(Array.from({ length: 4 }, () => Postgres.open({ url: URL, schema })));
     await Promise.all(stores.map((store) => store.close()));
-    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 3 }]);
+    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 4 }]);
   });
 
   it('never lets a reader polling revocationsSince skip a revocation committed concurrently', async () => {
@@ -167,7 +167,42 @@ describe('Postgres.open', () => {
     expect(await migrated.rootKey(a.idHash)).toEqual(a.rootKey);
     expect(await migrated.debit(a.tokenId, 2_000n)).toEqual({ ok: true, remainingMsat: 3_000n });
     await migrated.close();
-    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 3 }]);
+    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 4 }]);
+  });
+
+  it('migrates a schema-3 database: its top-ups stay spent, and new ones answer their retries', async () => {
+    const schema = nextSchema();
+    const store = await Postgres.open({ url: URL, schema });
+    const base = { expiresAt: 1_700_000_900, now: 1_700_000_000 };
+    const sessionId = randomBytes(32);
+    await store.openSession({
+      ...base,
+      paymentHash: sessionId,
+      challengeId: 'open',
+      depositSats: 10n,
+      returnInvoice: 'r',
+    });
+    const old = { ...base, paymentHash: randomBytes(32), challengeId: 'old', sats: 5n };
+    expect(await store.topUpSession(sessionId, old)).toMatchObject({ ok: true });
+    await store.close();
+    // What a database written before top-ups were remembered per session looks like.
+    await admin`ALTER TABLE ${admin(schema)}.mpp_consumed DROP COLUMN top_up_session`;
+    await admin`UPDATE ${admin(schema)}.schema_version SET version = 3`;
+
+    const migrated = await Postgres.open({ url: URL, schema });
+    // A top-up consumed before the migration does not say which session it credited: still refused.
+    expect(await migrated.topUpSession(sessionId, old)).toMatchObject({ ok: false, reason: 'consumed' });
+    const fresh = { ...old, paymentHash: randomBytes(32), challengeId: 'new' };
+    expect(await migrated.topUpSession(sessionId, fresh)).toMatchObject({
+      ok: true,
+      session: { depositSats: 20n },
+    });
+    expect(await migrated.topUpSession(sessionId, fresh)).toMatchObject({
+      ok: false,
+      reason: 'already-credited',
+    });
+    await migrated.close();
+    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 4 }]);
   });
 
   it('refuses a database migrated by a newer l402 with L402_STORE_CORRUPT', async () => {
@@ -176,7 +211,7 @@ describe('Postgres.open', () => {
     await admin`UPDATE ${admin(schema)}.schema_version SET version = 99`;
     await expect(Postgres.open({ url: URL, schema })).rejects.toMatchObject({
       code: 'L402_STORE_CORRUPT',
-      message: expect.stringContaining('schema version 99, newer than this l402 (3)'),
+      message: expect.stringContaining('schema version 99, newer than this l402 (4)'),
     });
   });
 

@@ -24,7 +24,7 @@
  */
 import type PostgresJs from 'postgres';
 import { StoreError } from '../../Errors.js';
-import type { SessionResult, Store, TransactionFilter } from '../Store.js';
+import type { SessionResult, Store, TopUpResult, TransactionFilter } from '../Store.js';
 import {
   checkBytes,
   checkConsumption,
@@ -143,6 +143,10 @@ const MIGRATIONS: readonly (readonly string[])[] = [
       secret BYTEA NOT NULL
     )`,
   ],
+  // The session a top-up credited (NULL for charges and deposits): how a retried top-up is told apart
+  // from a payment spent elsewhere. Rows consumed before this migration have none: their retries are
+  // refused, as they were.
+  ['ALTER TABLE mpp_consumed ADD COLUMN top_up_session BYTEA'],
 ];
 
 const SESSION_COLUMNS =
@@ -525,17 +529,35 @@ function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Stor
       checkSats(c.sats, 'sats', true);
       checkSeconds(c.now, 'now');
       return run('top up a session', () =>
-        sql.begin(async (tx): Promise<SessionResult> => {
+        sql.begin(async (tx): Promise<TopUpResult> => {
+          // The session's row lock orders top-ups of one session: a retry racing the original waits
+          // for its commit, then finds its consumption below.
           const [row] = await tx`SELECT ${tx.unsafe(SESSION_COLUMNS)} FROM mpp_sessions
             WHERE session_id = ${sessionId} FOR UPDATE`;
           if (row === undefined) return { ok: false, reason: 'not-found' };
           const session = readSession(NAME, row as unknown as SessionRow);
-          if (session.status === 'closed') return { ok: false, reason: 'closed', session };
+          /** Whether the payment's consumption (committed, when the insert below found one) is this very top-up. */
+          const repeated = async () => {
+            const [prior] = await tx`
+              SELECT coalesce(top_up_session = ${sessionId} AND challenge_id = ${c.challengeId}, false) AS same
+              FROM mpp_consumed WHERE payment_hash = ${c.paymentHash}`;
+            return prior?.same === true;
+          };
+          if (session.status === 'closed') {
+            // This very top-up again: the original outcome, although the session closed since.
+            return (await repeated())
+              ? { ok: false, reason: 'already-credited', session }
+              : { ok: false, reason: 'closed', session };
+          }
           const spent = await tx`
-            INSERT INTO mpp_consumed (payment_hash, challenge_id, expires_at)
-            VALUES (${c.paymentHash}, ${c.challengeId}, ${c.expiresAt}::bigint)
+            INSERT INTO mpp_consumed (payment_hash, challenge_id, expires_at, top_up_session)
+            VALUES (${c.paymentHash}, ${c.challengeId}, ${c.expiresAt}::bigint, ${sessionId})
             ON CONFLICT DO NOTHING RETURNING 1`;
-          if (spent.length === 0) return { ok: false, reason: 'consumed', session };
+          if (spent.length === 0) {
+            return (await repeated())
+              ? { ok: false, reason: 'already-credited', session }
+              : { ok: false, reason: 'consumed', session };
+          }
           const [credited] = await tx`
             UPDATE mpp_sessions SET deposit_sats = deposit_sats + ${c.sats}::bigint, updated_at = ${c.now}::bigint
             WHERE session_id = ${sessionId} RETURNING ${tx.unsafe(SESSION_COLUMNS)}`;

@@ -3,6 +3,7 @@
  * surviving a reopen and a `kill -9`, read-only places, and files it must refuse to read.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -117,7 +118,7 @@ describe('Sqlite.open', () => {
 
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(raw.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([3]);
+    expect(raw.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([4]);
     raw.close();
 
     const reopened = await Sqlite.open({ path });
@@ -151,7 +152,45 @@ describe('Sqlite.open', () => {
     expect(await migrated.debit(a.tokenId, 2_000n)).toEqual({ ok: true, remainingMsat: 3_000n });
     await migrated.close();
     const check = new Database(path, { readonly: true });
-    expect(check.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([3]);
+    expect(check.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([4]);
+    check.close();
+  });
+
+  it('migrates a schema-3 database: its top-ups stay spent, and new ones answer their retries', async () => {
+    const path = nextPath();
+    const store = await Sqlite.open({ path });
+    const base = { expiresAt: 1_700_000_900, now: 1_700_000_000 };
+    const sessionId = randomBytes(32);
+    await store.openSession({
+      ...base,
+      paymentHash: sessionId,
+      challengeId: 'open',
+      depositSats: 10n,
+      returnInvoice: 'r',
+    });
+    const old = { ...base, paymentHash: randomBytes(32), challengeId: 'old', sats: 5n };
+    expect(await store.topUpSession(sessionId, old)).toMatchObject({ ok: true });
+    await store.close();
+    // What a database written before top-ups were remembered per session looks like.
+    const raw = new Database(path);
+    raw.exec('ALTER TABLE mpp_consumed DROP COLUMN top_up_session; UPDATE schema_version SET version = 3');
+    raw.close();
+
+    const migrated = await Sqlite.open({ path });
+    // A top-up consumed before the migration does not say which session it credited: still refused.
+    expect(await migrated.topUpSession(sessionId, old)).toMatchObject({ ok: false, reason: 'consumed' });
+    const fresh = { ...old, paymentHash: randomBytes(32), challengeId: 'new' };
+    expect(await migrated.topUpSession(sessionId, fresh)).toMatchObject({
+      ok: true,
+      session: { depositSats: 20n },
+    });
+    expect(await migrated.topUpSession(sessionId, fresh)).toMatchObject({
+      ok: false,
+      reason: 'already-credited',
+    });
+    await migrated.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([4]);
     check.close();
   });
 
@@ -237,7 +276,7 @@ describe('Sqlite.open', () => {
     raw.close();
     await expect(Sqlite.open({ path: newer })).rejects.toMatchObject({
       code: 'L402_STORE_CORRUPT',
-      message: expect.stringContaining('schema version 99, newer than this l402 (3)'),
+      message: expect.stringContaining('schema version 99, newer than this l402 (4)'),
     });
   });
 

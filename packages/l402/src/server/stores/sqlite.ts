@@ -23,7 +23,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { StoreError } from '../../Errors.js';
-import type { Debit, MintRecord, SessionResult, Store, TransactionFilter } from '../Store.js';
+import type { Debit, MintRecord, SessionResult, Store, TopUpResult, TransactionFilter } from '../Store.js';
 import {
   checkBytes,
   checkConsumption,
@@ -124,6 +124,12 @@ const MIGRATIONS: readonly string[] = [
     name TEXT PRIMARY KEY,
     secret BLOB NOT NULL
   ) STRICT;
+  `,
+  // The session a top-up credited (NULL for charges and deposits): how a retried top-up is told apart
+  // from a payment spent elsewhere. Rows consumed before this migration have none: their retries are
+  // refused, as they were.
+  `
+  ALTER TABLE mpp_consumed ADD COLUMN top_up_session BLOB;
   `,
 ];
 
@@ -270,6 +276,18 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
     consume: db.prepare(
       'INSERT INTO mpp_consumed (payment_hash, challenge_id, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
     ),
+    consumeTopUp: db.prepare(
+      `INSERT INTO mpp_consumed (payment_hash, challenge_id, expires_at, top_up_session) VALUES (?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
+    ),
+    // 1 when the payment was consumed by this very top-up (same challenge, same session), 0 when by
+    // anything else, no row when it was not consumed.
+    sameTopUp: db
+      .prepare(
+        `SELECT top_up_session IS @session AND challenge_id = @challenge FROM mpp_consumed
+         WHERE payment_hash = @hash`,
+      )
+      .pluck(),
     session: db.prepare(`SELECT ${SESSION_COLUMNS} FROM mpp_sessions WHERE session_id = ?`),
     insertSession: db.prepare(
       `INSERT INTO mpp_sessions (session_id, deposit_sats, return_invoice, status, created_at, updated_at)
@@ -321,12 +339,21 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
     return true;
   });
 
-  const topUp = db.transaction((id: Uint8Array, c: Parameters<Store['topUpSession']>[1]): SessionResult => {
+  // Runs under BEGIN IMMEDIATE: nothing can consume the payment between the look and the insert.
+  const topUp = db.transaction((id: Uint8Array, c: Parameters<Store['topUpSession']>[1]): TopUpResult => {
     const row = sessionRow(id);
     if (row === undefined) return { ok: false, reason: 'not-found' };
     const session = readSession(NAME, row);
+    const same = mpp.sameTopUp.get({ hash: c.paymentHash, session: id, challenge: c.challengeId }) as
+      | bigint
+      | undefined;
+    // This very top-up again: the original outcome, whatever became of the session since.
+    if (same !== undefined && BigInt(same) === 1n) return { ok: false, reason: 'already-credited', session };
     if (session.status === 'closed') return { ok: false, reason: 'closed', session };
-    if (mpp.consume.run(c.paymentHash, c.challengeId, c.expiresAt).changes === 0) {
+    if (
+      same !== undefined ||
+      mpp.consumeTopUp.run(c.paymentHash, c.challengeId, c.expiresAt, id).changes === 0
+    ) {
       return { ok: false, reason: 'consumed', session };
     }
     return { ok: true, session: readSession(NAME, mpp.credit.get(c.sats, c.now, id) as SessionRow) };

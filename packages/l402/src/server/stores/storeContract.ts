@@ -367,7 +367,11 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
         ok: true,
         session: { depositSats: 80n, spentSats: 50n },
       });
-      expect(await store.topUpSession(sessionId, topUp)).toMatchObject({ ok: false, reason: 'consumed' });
+      expect(await store.topUpSession(sessionId, topUp)).toMatchObject({
+        ok: false,
+        reason: 'already-credited',
+        session: { depositSats: 80n, spentSats: 50n },
+      });
       expect(await store.topUpSession(random(), { ...topUp, paymentHash: random() })).toEqual({
         ok: false,
         reason: 'not-found',
@@ -402,6 +406,121 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
         reason: 'closed',
         session: { refundStatus: 'succeeded' },
       });
+    });
+
+    it('answers a retried top-up as already-credited, crediting it once, and refuses a payment spent elsewhere', async () => {
+      const store = await fresh();
+      const base = { expiresAt: 1_700_000_900, now: 1_700_000_000 };
+      const open = async (challengeId: string) => {
+        const sessionId = random();
+        await store.openSession({
+          ...base,
+          paymentHash: sessionId,
+          challengeId,
+          depositSats: 10n,
+          returnInvoice: 'lnbcrt1r',
+        });
+        return sessionId;
+      };
+      const [mine, other] = [await open('open-mine'), await open('open-other')];
+      const topUp = { ...base, paymentHash: random(), challengeId: 'top-up', sats: 30n };
+      expect(await store.topUpSession(mine, topUp)).toMatchObject({
+        ok: true,
+        session: { depositSats: 40n },
+      });
+      for (let i = 0; i < 3; i++) {
+        expect(await store.topUpSession(mine, { ...topUp, now: base.now + 1 + i })).toEqual({
+          ok: false,
+          reason: 'already-credited',
+          session: expect.objectContaining({ sessionId: mine, depositSats: 40n, status: 'open' }),
+        });
+      }
+      // The same payment is refused for another session, under another challenge, and as a charge or
+      // a deposit; a retry names a session that exists.
+      expect(await store.topUpSession(other, topUp)).toMatchObject({ ok: false, reason: 'consumed' });
+      expect(await store.topUpSession(mine, { ...topUp, challengeId: 'another' })).toMatchObject({
+        ok: false,
+        reason: 'consumed',
+      });
+      expect(await store.topUpSession(random(), topUp)).toEqual({ ok: false, reason: 'not-found' });
+      expect(await store.consume(topUp)).toBe(false);
+      expect(await store.openSession({ ...topUp, depositSats: 30n, returnInvoice: 'r' })).toBe(false);
+      // A payment consumed by something other than a top-up is refused even for the session, and
+      // under the challenge, it was consumed with: a deposit, a charge.
+      expect(
+        await store.topUpSession(mine, { ...base, paymentHash: mine, challengeId: 'open-mine', sats: 10n }),
+      ).toMatchObject({ ok: false, reason: 'consumed' });
+      const charged = { paymentHash: random(), challengeId: 'charge', expiresAt: base.expiresAt };
+      expect(await store.consume(charged)).toBe(true);
+      expect(await store.topUpSession(mine, { ...charged, now: base.now, sats: 5n })).toMatchObject({
+        ok: false,
+        reason: 'consumed',
+      });
+      // A top-up refused for one session credits nothing there, and was credited to the first once.
+      expect(await store.session(other)).toMatchObject({ depositSats: 10n });
+      expect(await store.debitSession(mine, 40n, base.now + 10)).toMatchObject({ ok: true });
+      expect(await store.debitSession(mine, 1n, base.now + 10)).toMatchObject({
+        ok: false,
+        reason: 'insufficient',
+      });
+
+      // Once the session is closed, the retry still gets its original outcome; a fresh payment does not.
+      await store.closeSession(mine, base.now + 20);
+      expect(await store.topUpSession(mine, topUp)).toMatchObject({
+        ok: false,
+        reason: 'already-credited',
+        session: { status: 'closed', depositSats: 40n },
+      });
+      expect(await store.topUpSession(mine, { ...topUp, paymentHash: random() })).toMatchObject({
+        ok: false,
+        reason: 'closed',
+      });
+      expect(await store.topUpSession(mine, { ...charged, now: base.now, sats: 5n })).toMatchObject({
+        ok: false,
+        reason: 'closed',
+      });
+    });
+
+    it('credits one of many identical top-ups racing, answering the others as already-credited', async () => {
+      const store = await fresh();
+      const base = { expiresAt: 1_700_000_900, now: 1_700_000_000 };
+      const [a, b] = [random(), random()];
+      for (const sessionId of [a, b]) {
+        await store.openSession({
+          ...base,
+          paymentHash: sessionId,
+          challengeId: 'open',
+          depositSats: 10n,
+          returnInvoice: 'r',
+        });
+      }
+      const topUp = { ...base, paymentHash: random(), challengeId: 'top-up', sats: 7n };
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.topUpSession(a, topUp)));
+      expect(results.filter((r) => r.ok)).toHaveLength(1);
+      expect(results.filter((r) => !r.ok && r.reason === 'already-credited')).toHaveLength(19);
+      expect(await store.session(a)).toMatchObject({ depositSats: 17n });
+
+      // One payment raced as top-ups of two sessions and as charges: exactly one use wins; the loser
+      // session's top-ups are all refused, the winner's repeats all already-credited.
+      const contested = { ...base, paymentHash: random(), challengeId: 'contested', sats: 5n };
+      const raced = await Promise.all([
+        ...Array.from({ length: 6 }, (_, i) => store.topUpSession(i % 2 === 0 ? a : b, contested)),
+        ...Array.from({ length: 4 }, () => store.consume(contested)),
+      ]);
+      const won = (r: (typeof raced)[number]) => r === true || (typeof r === 'object' && r.ok);
+      expect(raced.filter(won)).toHaveLength(1);
+      const winner = raced.findIndex(won);
+      // Top-ups of a are at even indexes, of b at odd ones, charges from 6 on.
+      const credited = winner >= 6 ? undefined : winner % 2 === 0 ? a : b;
+      expect(await store.session(a)).toMatchObject({ depositSats: credited === a ? 22n : 17n });
+      expect(await store.session(b)).toMatchObject({ depositSats: credited === b ? 15n : 10n });
+      for (const [i, r] of raced.entries()) {
+        if (i === winner) continue;
+        if (i >= 6) expect(r).toBe(false);
+        else if (credited !== undefined && winner % 2 === i % 2)
+          expect(r).toMatchObject({ ok: false, reason: 'already-credited' });
+        else expect(r).toMatchObject({ ok: false, reason: 'consumed' });
+      }
     });
 
     it('closes the sessions idle since a time, once, leaving active ones open', async () => {
