@@ -69,6 +69,9 @@ interface Doc {
   seq?: number;
 }
 
+/** The ledger as it stands: the document with the journal's later entries applied. */
+type Folded = Doc & { seq: number };
+
 /**
  * One change to the ledger, decided under its lock: what a journal line holds (with its `seq`) and what
  * {@link apply} does, live and when the journal is read back.
@@ -143,27 +146,27 @@ export function tighter(a: Budget, b: Budget | undefined): Budget {
 /**
  * A ledger over any {@link Space.Space}: one document, changed only under the space's `ledger` lock.
  * Where the space has a journal (the file space), a change is one durable appended line instead of a
- * rewritten document, and every {@link COMPACT_AT} lines the document is rewritten with them folded in.
+ * rewritten document, and once 100 lines are there the next change rewrites the document with them folded in.
  * The document stays the format it always was (plus `seq`, the number of changes it holds).
  *
  * @example
  * const ledger = Ledger.over(Space.memory(), { totalSats: 5000 });
  */
 export function over(space: Space.Space, initial?: Budget): Ledger {
-  const load = async (): Promise<{ doc: Doc; journaled: number }> => {
+  const load = async (): Promise<{ doc: Folded; journaled: number }> => {
     // The journal before the document: a document read after the journal holds at least every change
     // the journal held when read (changes are folded in before the journal is cleared), so the two
     // always make a state the ledger was in, never one missing changes in between.
     const entries = (await space.journal?.entries(KEY)) ?? [];
     const saved = (await space.read(KEY)) as Doc | undefined;
-    const doc: Doc =
+    const doc: Folded =
       saved && Array.isArray(saved.records)
         ? { version: 1, limits: saved.limits ?? {}, records: [...saved.records], seq: saved.seq ?? 0 }
         : { version: 1, limits: {}, records: [], seq: 0 };
     for (const value of entries) {
       const e = entry(value);
-      if (e.seq <= (doc.seq as number)) continue; // folded into the document already
-      if (e.seq !== (doc.seq as number) + 1)
+      if (e.seq <= doc.seq) continue; // folded into the document already
+      if (e.seq !== doc.seq + 1)
         throw new ClientError('L402_CLIENT_STORE', `ledger journal skips from change ${doc.seq} to ${e.seq}`);
       apply(doc, e);
       doc.seq = e.seq;
@@ -175,7 +178,7 @@ export function over(space: Space.Space, initial?: Budget): Ledger {
       const { doc, journaled } = await load();
       const change = decide(doc);
       if (change === undefined) return;
-      const seq = (doc.seq as number) + 1;
+      const seq = doc.seq + 1;
       if (space.journal !== undefined && journaled < COMPACT_AT) {
         await space.journal.append(KEY, { seq, ...change });
         return;
@@ -183,8 +186,9 @@ export function over(space: Space.Space, initial?: Budget): Ledger {
       apply(doc, change);
       doc.seq = seq;
       await space.write(KEY, doc);
-      // The document holds every entry now; entries a crash leaves behind are skipped by their seq.
-      await space.journal?.clear(KEY);
+      // The change is durable in the document now, which holds every entry: entries left behind (by a
+      // crash, or a removal that failed) are skipped by their seq and go with the next fold.
+      await space.journal?.clear(KEY).catch(() => {});
     });
   const counted = (doc: Doc, origin?: string, sinceMs?: number) =>
     doc.records

@@ -1,7 +1,7 @@
 /**
  * Where the client keeps its state: a few JSON documents by key, and named locks. The token store and
  * the ledger are written once over this; the memory and `localStorage` spaces live here (browser and
- * edge safe), the file space (atomic 0600 files, cross-process lock files) in `l402/client/node`.
+ * edge safe), the file space (atomic 0600 files, journals, cross-process lock files) in `l402/client/node`.
  *
  * @example
  * const space = Space.memory();

@@ -96,7 +96,6 @@ describe('the file space reads', () => {
     const space = fileSpace(dir);
     await space.write('doc', { v: 'x0' });
     const file = join(dir, 'doc.json');
-    const inodes = new Set<bigint>();
     for (let i = 1; i <= 6; i++) {
       if (i % 2 === 0) await settle(); // half the rounds from a trusted cache, half from a fresh write
       expect(await space.read('doc')).toEqual({ v: `x${i - 1}` });
@@ -110,10 +109,8 @@ describe('the file space reads', () => {
         file,
       ]);
       expect(child.status, String(child.stderr)).toBe(0);
-      inodes.add(statSync(file, { bigint: true }).ino);
       expect(await space.read('doc')).toEqual({ v: `x${i}` });
     }
-    expect(inodes.size).toBeGreaterThan(0);
   });
 
   it('an edit in place of the same size, with the modification time put back, is seen (the change time moves)', async () => {

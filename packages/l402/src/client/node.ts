@@ -1,7 +1,8 @@
 /**
  * `l402/client/node`: the client's Node extras. Tokens and the ledger in files under `$L402_HOME`
- * (default `~/.l402`; files 0600 in 0700 directories, every write atomic: temp file, fsync, rename), a
- * lock across processes (an `O_EXCL` lock file holding the owner's pid; a lock whose process is gone is
+ * (default `~/.l402`; files 0600 in 0700 directories, every write atomic: temp file, fsync, rename; the
+ * ledger's changes appended to a flushed journal between rewrites; a file read again only when its `stat`
+ * changed), a lock across processes (an `O_EXCL` lock file holding the owner's pid; a lock whose process is gone is
  * taken over), wallets from URIs or the running devnet, and lnget's token files.
  *
  * @example
@@ -500,7 +501,10 @@ export function decodeApertureToken(bytes: Uint8Array): {
   return { macaroon, paymentHash, preimage, amountPaidMsat, routingFeeMsat, timeCreated };
 }
 
-/** The spending ledger in `$L402_HOME/client/ledger.json`. */
+/**
+ * The spending ledger in `$L402_HOME/client/ledger.json`, its latest changes in `ledger.journal` beside
+ * it (one flushed line each, folded into `ledger.json` every 100).
+ */
 export const FileLedger = {
   /**
    * @example
