@@ -65,7 +65,52 @@ interface Doc {
   version: 1;
   limits: Budget;
   records: PaymentRecord[];
+  /** How many changes the document holds (absent: 0); journal entries numbered above it come after it. */
+  seq?: number;
 }
+
+/** The ledger as it stands: the document with the journal's later entries applied. */
+type Folded = Doc & { seq: number };
+
+/**
+ * One change to the ledger, decided under its lock: what a journal line holds (with its `seq`) and what
+ * {@link apply} does, live and when the journal is read back.
+ */
+type Change =
+  | { op: 'add'; record: PaymentRecord }
+  | { op: 'settle'; paymentHash: string; amountSats: number; feeSats: number }
+  | { op: 'release'; paymentHash: string }
+  | { op: 'limits'; limits: Budget };
+
+const OPS = new Set<unknown>(['add', 'settle', 'release', 'limits']);
+
+/** Changes `doc` by `c`, replacing the records it changes (they may be shared with a space's cache). */
+function apply(doc: Doc, c: Change): void {
+  const { records } = doc;
+  if (c.op === 'add') records.push(c.record);
+  else if (c.op === 'limits') doc.limits = c.limits;
+  else if (c.op === 'settle') {
+    const i = records.findIndex((r) => r.paymentHash === c.paymentHash && r.state !== 'failed');
+    if (i >= 0) records[i] = { ...records[i]!, state: 'paid', amountSats: c.amountSats, feeSats: c.feeSats };
+  } else
+    records.forEach((r, i) => {
+      if (r.paymentHash === c.paymentHash && r.state === 'pending') records[i] = { ...r, state: 'failed' };
+    });
+}
+
+/** A journal entry as read back: a {@link Change} with its sequence number, or a store error. */
+function entry(value: unknown): Change & { seq: number } {
+  const e = value as Change & { seq: number };
+  if (typeof e !== 'object' || e === null || !Number.isSafeInteger(e.seq) || e.seq < 1 || !OPS.has(e.op))
+    throw new ClientError(
+      'L402_CLIENT_STORE',
+      `ledger journal entry ${JSON.stringify(value)} is not a change`,
+    );
+  return e;
+}
+
+/** The journal is folded into the document once it holds this many entries. */
+const COMPACT_AT = 100;
 
 const KEY = 'ledger';
 const HOUR = 3600_000;
@@ -100,21 +145,50 @@ export function tighter(a: Budget, b: Budget | undefined): Budget {
 
 /**
  * A ledger over any {@link Space.Space}: one document, changed only under the space's `ledger` lock.
+ * Where the space has a journal (the file space), a change is one durable appended line instead of a
+ * rewritten document, and once 100 lines are there the next change rewrites the document with them folded in.
+ * The document stays the format it always was (plus `seq`, the number of changes it holds).
  *
  * @example
  * const ledger = Ledger.over(Space.memory(), { totalSats: 5000 });
  */
 export function over(space: Space.Space, initial?: Budget): Ledger {
-  const load = async (): Promise<Doc> => {
-    const doc = (await space.read(KEY)) as Doc | undefined;
-    return doc && Array.isArray(doc.records) ? doc : { version: 1, limits: {}, records: [] };
+  const load = async (): Promise<{ doc: Folded; journaled: number }> => {
+    // The journal before the document: a document read after the journal holds at least every change
+    // the journal held when read (changes are folded in before the journal is cleared), so the two
+    // always make a state the ledger was in, never one missing changes in between.
+    const entries = (await space.journal?.entries(KEY)) ?? [];
+    const saved = (await space.read(KEY)) as Doc | undefined;
+    const doc: Folded =
+      saved && Array.isArray(saved.records)
+        ? { version: 1, limits: saved.limits ?? {}, records: [...saved.records], seq: saved.seq ?? 0 }
+        : { version: 1, limits: {}, records: [], seq: 0 };
+    for (const value of entries) {
+      const e = entry(value);
+      if (e.seq <= doc.seq) continue; // folded into the document already
+      if (e.seq !== doc.seq + 1)
+        throw new ClientError('L402_CLIENT_STORE', `ledger journal skips from change ${doc.seq} to ${e.seq}`);
+      apply(doc, e);
+      doc.seq = e.seq;
+    }
+    return { doc, journaled: entries.length };
   };
-  const mutate = <T>(fn: (doc: Doc) => T): Promise<T> =>
+  const mutate = (decide: (doc: Doc) => Change | undefined): Promise<void> =>
     space.lock(KEY, async () => {
-      const doc = await load();
-      const out = fn(doc);
+      const { doc, journaled } = await load();
+      const change = decide(doc);
+      if (change === undefined) return;
+      const seq = doc.seq + 1;
+      if (space.journal !== undefined && journaled < COMPACT_AT) {
+        await space.journal.append(KEY, { seq, ...change });
+        return;
+      }
+      apply(doc, change);
+      doc.seq = seq;
       await space.write(KEY, doc);
-      return out;
+      // The change is durable in the document now, which holds every entry: entries left behind (by a
+      // crash, or a removal that failed) are skipped by their seq and go with the next fold.
+      await space.journal?.clear(KEY).catch(() => {});
     });
   const counted = (doc: Doc, origin?: string, sinceMs?: number) =>
     doc.records
@@ -125,12 +199,13 @@ export function over(space: Space.Space, initial?: Budget): Ledger {
           (sinceMs === undefined || r.time >= sinceMs),
       )
       .reduce((n, r) => n + r.amountSats, 0);
-  let ready: Promise<void> | undefined =
-    initial === undefined
+  const setting = (budget: Budget) => (doc: Doc) =>
+    LIMITS.every(([key]) => doc.limits[key] === budget[key]) &&
+    Object.keys(doc.limits).length === Object.keys(budget).length
       ? undefined
-      : mutate((doc) => {
-          doc.limits = { ...checkBudget(initial) };
-        });
+      : ({ op: 'limits', limits: { ...budget } } as const);
+  let ready: Promise<void> | undefined =
+    initial === undefined ? undefined : mutate((doc) => setting(checkBudget(initial))(doc));
   const settledFirst = async () => {
     if (ready) await ready;
     ready = undefined;
@@ -165,56 +240,55 @@ export function over(space: Space.Space, initial?: Budget): Ledger {
           }
         }
         if (doc.records.some((r) => r.paymentHash === record.paymentHash && r.state !== 'failed')) return;
-        doc.records.push({ ...record, feeSats: 0, state: 'pending' });
+        return { op: 'add', record: { ...record, feeSats: 0, state: 'pending' } };
       });
     },
     async settle(paymentHash, paid) {
       await settledFirst();
-      await mutate((doc) => {
-        const r = doc.records.find((x) => x.paymentHash === paymentHash && x.state !== 'failed');
-        if (r === undefined) return;
-        r.state = 'paid';
-        r.amountSats = paid.amountSats;
-        r.feeSats = paid.feeSats;
-      });
+      await mutate((doc) =>
+        doc.records.some((r) => r.paymentHash === paymentHash && r.state !== 'failed')
+          ? { op: 'settle', paymentHash, amountSats: paid.amountSats, feeSats: paid.feeSats }
+          : undefined,
+      );
     },
     async release(paymentHash) {
       await settledFirst();
-      await mutate((doc) => {
-        for (const r of doc.records)
-          if (r.paymentHash === paymentHash && r.state === 'pending') r.state = 'failed';
-      });
+      await mutate((doc) =>
+        doc.records.some((r) => r.paymentHash === paymentHash && r.state === 'pending')
+          ? { op: 'release', paymentHash }
+          : undefined,
+      );
     },
     async record(record) {
       await settledFirst();
-      await mutate((doc) => {
-        if (doc.records.some((r) => r.paymentHash === record.paymentHash)) return;
-        doc.records.push({ ...record, state: record.state ?? 'paid' });
-      });
+      await mutate((doc) =>
+        doc.records.some((r) => r.paymentHash === record.paymentHash)
+          ? undefined
+          : { op: 'add', record: { ...record, state: record.state ?? 'paid' } },
+      );
     },
     async payments(filter = {}) {
       await settledFirst();
-      return (await load()).records.filter(
-        (r) =>
-          (filter.origin === undefined || r.origin === filter.origin) &&
-          (filter.sinceMs === undefined || r.time >= filter.sinceMs) &&
-          (filter.state === undefined || r.state === filter.state),
-      );
+      return (await load()).doc.records
+        .filter(
+          (r) =>
+            (filter.origin === undefined || r.origin === filter.origin) &&
+            (filter.sinceMs === undefined || r.time >= filter.sinceMs) &&
+            (filter.state === undefined || r.state === filter.state),
+        )
+        .map((r) => ({ ...r }));
     },
     async spent(filter = {}) {
       await settledFirst();
-      return counted(await load(), filter.origin, filter.sinceMs);
+      return counted((await load()).doc, filter.origin, filter.sinceMs);
     },
     async limits() {
       await settledFirst();
-      return (await load()).limits;
+      return { ...(await load()).doc.limits };
     },
     async setLimits(budget) {
       await settledFirst();
-      checkBudget(budget);
-      await mutate((doc) => {
-        doc.limits = { ...budget };
-      });
+      await mutate(setting(checkBudget(budget)));
     },
   };
   return ledger;

@@ -1,7 +1,7 @@
 /**
  * Where the client keeps its state: a few JSON documents by key, and named locks. The token store and
  * the ledger are written once over this; the memory and `localStorage` spaces live here (browser and
- * edge safe), the file space (atomic 0600 files, cross-process lock files) in `l402/client/node`.
+ * edge safe), the file space (atomic 0600 files, journals, cross-process lock files) in `l402/client/node`.
  *
  * @example
  * const space = Space.memory();
@@ -10,7 +10,10 @@
 import { ClientError } from '../Errors.js';
 
 export interface Space {
-  /** The document under `key`, or `undefined`. */
+  /**
+   * The document under `key`, or `undefined`. The value may be shared with later reads (the file space
+   * keeps it, deeply frozen, until the file changes): never change it; copy what you change.
+   */
   read(key: string): Promise<unknown>;
   /** Replaces the document under `key` (durably, where the space is durable); `undefined` deletes it. */
   write(key: string, value: unknown): Promise<void>;
@@ -18,6 +21,27 @@ export interface Space {
   keys(prefix: string): Promise<string[]>;
   /** Runs `fn` holding the lock `name`: one holder at a time in this process (and across processes for the file space). */
   lock<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Where the space has one (the file space): an append-only journal beside each document, so a small
+   * change costs an append instead of rewriting the document. A space without it rewrites documents.
+   */
+  readonly journal?: Journal;
+}
+
+/**
+ * Entries appended beside a document, in order. What they mean, and when they are folded into the
+ * document, is the caller's business (the ledger's): the space only keeps them, changed under a lock.
+ *
+ * @example
+ * if (space.journal) await space.journal.append('ledger', { seq: 1, op: 'release', paymentHash });
+ */
+export interface Journal {
+  /** Every complete entry under `key`, oldest first (shared like {@link Space.read}'s values). */
+  entries(key: string): Promise<readonly unknown[]>;
+  /** Appends `entry` under `key`; durable when it resolves. Call it holding the document's lock. */
+  append(key: string, entry: unknown): Promise<void>;
+  /** Drops every entry under `key`. Call it holding the document's lock. */
+  clear(key: string): Promise<void>;
 }
 
 /** One holder per name in this JavaScript realm: callers queue in order. */

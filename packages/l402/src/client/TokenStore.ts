@@ -144,13 +144,16 @@ export function covers(scope: string, path: string): boolean {
  */
 export function over(space: Space.Space): TokenStore {
   const key = (origin: string) => PREFIX + encodeURIComponent(origin);
-  const load = async (origin: string): Promise<StoredToken[]> => {
+  /** The stored tokens, shared with the space's cache: copy any that leave this module. */
+  const load = async (origin: string): Promise<readonly StoredToken[]> => {
     const doc = await space.read(key(origin));
     return Array.isArray(doc) ? (doc as StoredToken[]) : [];
   };
+  const copy = (t: StoredToken): StoredToken =>
+    t.services === undefined ? { ...t } : { ...t, services: [...t.services] };
   const origins = async () =>
     (await space.keys(PREFIX)).map((k) => decodeURIComponent(k.slice(PREFIX.length)));
-  const mutate = (origin: string, fn: (tokens: StoredToken[]) => StoredToken[]) =>
+  const mutate = (origin: string, fn: (tokens: readonly StoredToken[]) => StoredToken[]) =>
     space.lock(`write:${key(origin)}`, async () => {
       const next = fn(await load(origin));
       await space.write(key(origin), next.length === 0 ? undefined : next);
@@ -168,10 +171,11 @@ export function over(space: Space.Space): TokenStore {
         )
           best = t;
       }
-      return best;
+      return best && copy(best);
     },
     async get(origin, paymentHash) {
-      return (await load(origin)).find((t) => t.paymentHash === paymentHash);
+      const t = (await load(origin)).find((x) => x.paymentHash === paymentHash);
+      return t && copy(t);
     },
     async put(token) {
       const t = check(token);
@@ -198,9 +202,9 @@ export function over(space: Space.Space): TokenStore {
       return removed;
     },
     async list(origin) {
-      if (origin !== undefined) return load(origin);
       const all: StoredToken[] = [];
-      for (const o of await origins()) all.push(...(await load(o)));
+      for (const o of origin === undefined ? await origins() : [origin])
+        for (const t of await load(o)) all.push(copy(t));
       return all;
     },
     async pending(origin) {

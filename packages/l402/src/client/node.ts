@@ -1,7 +1,8 @@
 /**
  * `l402/client/node`: the client's Node extras. Tokens and the ledger in files under `$L402_HOME`
- * (default `~/.l402`; files 0600 in 0700 directories, every write atomic: temp file, fsync, rename), a
- * lock across processes (an `O_EXCL` lock file holding the owner's pid; a lock whose process is gone is
+ * (default `~/.l402`; files 0600 in 0700 directories, every write atomic: temp file, fsync, rename; the
+ * ledger's changes appended to a flushed journal between rewrites; a file read again only when its `stat`
+ * changed), a lock across processes (an `O_EXCL` lock file holding the owner's pid; a lock whose process is gone is
  * taken over), wallets from URIs or the running devnet, and lnget's token files.
  *
  * @example
@@ -10,8 +11,19 @@
  * const fetch402 = createFetch({ wallet: await openWallet('devnet'), store: FileTokenStore.open(), ledger: FileLedger.open() });
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import {
+  type BigIntStats,
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ClientError } from '../Errors.js';
@@ -20,7 +32,7 @@ import { toHex } from '../internal/bytes.js';
 import { connect } from '../lightning/connect.js';
 import * as Macaroon from '../Macaroon.js';
 import * as Ledger from './Ledger.js';
-import { Mutex, type Space } from './Space.js';
+import { type Journal, Mutex, type Space } from './Space.js';
 import * as TokenStore from './TokenStore.js';
 import * as Wallet from './Wallet.js';
 
@@ -60,21 +72,187 @@ function createDurably(path: string, text: string): void {
   }
 }
 
+/** Makes the names in `dir` durable (a rename, a new or removed file). */
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch {
+    // Some file systems cannot fsync a directory; the change is still atomic.
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Writes `text` to `file` atomically and durably, mode 0600. */
 export async function writeAtomic(file: string, text: string): Promise<void> {
   const tmp = `${file}.${process.pid}.${toHex(randomBytes(6))}.tmp`;
   createDurably(tmp, text);
   await rename(tmp, file);
-  // The rename is durable once the directory is synced.
-  const dir = await open(join(file, '..'), 'r');
-  try {
-    await dir.sync();
-  } catch {
-    // Some file systems cannot fsync a directory; the rename is still atomic.
-  } finally {
-    await dir.close();
-  }
+  await syncDir(join(file, '..'));
 }
+
+/**
+ * Appends `line` (ending in a newline) to `file` (created 0600) and flushes it: a line is acknowledged
+ * only once it is whole on disk. A line left unfinished by a crash was never acknowledged; it is cut off
+ * first, or the new line would join it. A line that fails to be written whole is taken back.
+ */
+async function appendDurably(file: string, line: string): Promise<void> {
+  const bytes = Buffer.from(line);
+  const fd = openSync(file, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT, 0o600);
+  let size: number;
+  try {
+    size = fstatSync(fd).size;
+    const last = Buffer.alloc(1);
+    if (size > 0 && (readSync(fd, last, 0, 1, size - 1) !== 1 || last[0] !== 0x0a)) {
+      const all = Buffer.alloc(size);
+      const n = readSync(fd, all, 0, size, 0);
+      size = all.subarray(0, n).lastIndexOf(0x0a) + 1;
+      ftruncateSync(fd, size);
+    }
+    try {
+      if (writeSync(fd, bytes) !== bytes.length) throw new Error('short write');
+      fsyncSync(fd);
+    } catch (error) {
+      try {
+        ftruncateSync(fd, size);
+      } catch {
+        // Unfinished, it is cut by the next append; whole but unflushed, it counts (never for less).
+      }
+      throw error;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  if (size === 0) await syncDir(join(file, '..')); // the file may be new: its name must last too
+}
+
+/**
+ * Whether a file whose last change is stamped `ctimeNs`, found so no earlier than `beforeMs` (this host's
+ * clock), will show any later change in its `stat`. Every change (a write, a truncate, a rename of a new
+ * file onto its name, a `utimes`) stamps the change time from the same clock, but file systems stamp in
+ * ticks (Linux: ≤ 10 ms; some file systems: 1 or 2 s, the ones whose stamps are whole seconds), so a
+ * change within the tick of the last one may carry the same stamp, and a new file renamed into place may
+ * even reuse the old one's inode number and size. A change after `beforeMs` is stamped later than
+ * `ctimeNs` once `ctimeNs` is older than `beforeMs` by more than a tick: then the `stat` alone tells.
+ * What this takes for granted: a local file system, and a clock never set back by more than the margin.
+ */
+function settled(ctimeNs: bigint, beforeMs: number): boolean {
+  const margin = ctimeNs % 1_000_000_000n === 0n ? 3_000 : 100;
+  return ctimeNs < BigInt(beforeMs - margin) * 1_000_000n;
+}
+
+/** What a file held when last read, frozen, with the `stat` it had then. */
+interface Seen {
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly size: bigint;
+  readonly mtime: bigint;
+  readonly ctime: bigint;
+  readonly value: unknown;
+  /** Whether an unchanged `stat` means unchanged content (see {@link settled}). */
+  readonly trusted: boolean;
+}
+
+function freeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) freeze(v);
+  }
+  return value;
+}
+
+const storeError = (what: string, file: string, e: unknown) =>
+  new ClientError('L402_CLIENT_STORE', `cannot ${what} ${file}: ${(e as Error).message}`, { cause: e });
+
+/**
+ * Reads files through `parse`, keeping each parsed value (frozen) until the file changes: a read is one
+ * `stat`, compared with the one taken when the file was last read (device, inode, size, modification and
+ * change times, to the nanosecond); the file is read again when any differs, or when it had changed too
+ * recently for the `stat` to tell (see {@link settled}).
+ */
+function cachedReader(parse: (text: string, file: string) => unknown) {
+  const cache = new Map<string, Seen>();
+  const load = async (file: string): Promise<unknown> => {
+    const before = Date.now();
+    let handle: FileHandle;
+    try {
+      handle = await open(file, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw storeError('read', file, e);
+      cache.delete(file);
+      return undefined;
+    }
+    try {
+      // The stat of the very file read: a rename onto the name meanwhile cannot mix two files' stat and text.
+      const info = await handle.stat({ bigint: true });
+      const value = freeze(parse(await handle.readFile('utf8'), file));
+      cache.set(file, {
+        dev: info.dev,
+        ino: info.ino,
+        size: info.size,
+        mtime: info.mtimeNs,
+        ctime: info.ctimeNs,
+        value,
+        trusted: settled(info.ctimeNs, before),
+      });
+      return value;
+    } catch (e) {
+      throw e instanceof ClientError ? e : storeError('read', file, e);
+    } finally {
+      await handle.close();
+    }
+  };
+  return async (file: string): Promise<unknown> => {
+    const seen = cache.get(file);
+    if (seen?.trusted) {
+      let info: BigIntStats | undefined;
+      try {
+        // Synchronous: a stat takes microseconds, and the promise round trip would cost several times that.
+        info = statSync(file, { bigint: true, throwIfNoEntry: false });
+      } catch (e) {
+        throw storeError('read', file, e);
+      }
+      if (info === undefined) {
+        cache.delete(file);
+        return undefined;
+      }
+      if (
+        info.ino === seen.ino &&
+        info.ctimeNs === seen.ctime &&
+        info.size === seen.size &&
+        info.mtimeNs === seen.mtime &&
+        info.dev === seen.dev
+      )
+        return seen.value;
+    }
+    return load(file);
+  };
+}
+
+const parseDocument = (text: string, file: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ClientError('L402_CLIENT_STORE', `${file} is not JSON`, { cause: e });
+  }
+};
+
+/** A journal's entries: one JSON value per line; a last line without its newline is not written yet. */
+const parseJournal = (text: string, file: string): unknown[] => {
+  const end = text.lastIndexOf('\n');
+  if (end < 0) return [];
+  return text
+    .slice(0, end)
+    .split('\n')
+    .map((line, i) => {
+      try {
+        return JSON.parse(line);
+      } catch (e) {
+        throw new ClientError('L402_CLIENT_STORE', `${file} line ${i + 1} is not JSON`, { cause: e });
+      }
+    });
+};
 
 export interface LockOptions {
   /** How long to wait for a lock before failing (default 120 s: a payment may take a minute). */
@@ -157,7 +335,10 @@ export async function withFileLock<T>(
 
 /**
  * A {@link Space} in a directory: one JSON file per key (0600, atomic writes), locks as `O_EXCL` lock
- * files under `locks/` (held across processes; within this process a mutex queues callers first).
+ * files under `locks/` (held across processes; within this process a mutex queues callers first), and a
+ * journal per key (`<key>.journal`: one JSON line per entry, each appended and flushed). A read costs one
+ * `stat` while the file is as it was last read (see `cachedReader`), so another process's write is seen
+ * by the very next read.
  *
  * @example
  * const store = TokenStore.over(fileSpace('/home/me/.l402/client'));
@@ -174,40 +355,37 @@ export function fileSpace(dir: string, options: LockOptions = {}): Space {
     })();
     return made;
   };
-  const path = (key: string) => join(dir, `${fileName(key)}.json`);
-  const cache = new Map<string, { ino: bigint; size: bigint; ctime: bigint; text: string }>();
-  return {
-    async read(key) {
-      let text: string;
+  const paths = new Map<string, string>();
+  const path = (key: string, suffix = '.json') => {
+    let p = paths.get(key + suffix);
+    if (p === undefined) {
+      p = join(dir, fileName(key) + suffix);
+      paths.set(key + suffix, p);
+    }
+    return p;
+  };
+  const readDocument = cachedReader(parseDocument);
+  const readJournal = cachedReader(parseJournal);
+  const journal: Journal = {
+    async entries(key) {
+      return ((await readJournal(path(key, '.journal'))) as unknown[] | undefined) ?? [];
+    },
+    async append(key, entry) {
+      await ready();
+      const file = path(key, '.journal');
       try {
-        // Every write renames a new file into place, so an unchanged inode, size and change time
-        // mean the text read last time is still what is there: one stat instead of a read.
-        const file = path(key);
-        const info = await stat(file, { bigint: true });
-        const seen = cache.get(file);
-        if (
-          seen !== undefined &&
-          seen.ino === info.ino &&
-          seen.size === info.size &&
-          seen.ctime === info.ctimeNs
-        ) {
-          text = seen.text;
-        } else {
-          text = await readFile(file, 'utf8');
-          cache.set(file, { ino: info.ino, size: info.size, ctime: info.ctimeNs, text });
-        }
+        await appendDurably(file, `${JSON.stringify(entry)}\n`);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw new ClientError('L402_CLIENT_STORE', `cannot read ${path(key)}: ${(e as Error).message}`, {
-          cause: e,
-        });
-      }
-      try {
-        return JSON.parse(text);
-      } catch (e) {
-        throw new ClientError('L402_CLIENT_STORE', `${path(key)} is not JSON`, { cause: e });
+        throw storeError('append to', file, e);
       }
     },
+    async clear(key) {
+      await rm(path(key, '.journal'), { force: true });
+      await syncDir(dir);
+    },
+  };
+  return {
+    read: (key) => readDocument(path(key)),
     async write(key, value) {
       await ready();
       if (value === undefined) await rm(path(key), { force: true });
@@ -225,6 +403,7 @@ export function fileSpace(dir: string, options: LockOptions = {}): Space {
         await ready();
         return withFileLock(join(dir, 'locks', `${fileName(name)}.lock`), fn, options);
       }),
+    journal,
   };
 }
 
@@ -322,7 +501,10 @@ export function decodeApertureToken(bytes: Uint8Array): {
   return { macaroon, paymentHash, preimage, amountPaidMsat, routingFeeMsat, timeCreated };
 }
 
-/** The spending ledger in `$L402_HOME/client/ledger.json`. */
+/**
+ * The spending ledger in `$L402_HOME/client/ledger.json`, its latest changes in `ledger.journal` beside
+ * it (one flushed line each, folded into `ledger.json` every 100).
+ */
 export const FileLedger = {
   /**
    * @example
