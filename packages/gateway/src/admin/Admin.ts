@@ -29,7 +29,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import type * as Authority from 'l402/server';
-import type { Store, Transaction } from 'l402/server';
+import type { Store, Transaction, TransactionFilter } from 'l402/server';
 import type { Config, HostPort } from '../Config.js';
 import { formatHostPort } from '../Config.js';
 import type { Request, Response } from '../proxy.js';
@@ -222,44 +222,36 @@ export function create(options: Options): Admin {
     return out;
   }
 
-  /** Every transaction matching `filter`, read in pages (the store has no count). */
-  async function allTransactions(
-    filter: Omit<Parameters<Store['transactions']>[0] & object, 'limit' | 'offset'>,
-  ) {
-    const out: Transaction[] = [];
-    const pageSize = 1000;
-    for (let offset = 0; ; offset += pageSize) {
-      const page = await store.transactions({ ...filter, limit: pageSize, offset });
-      out.push(...page);
-      if (page.length < pageSize) return out;
-    }
+  /** One page of the transactions `filter` selects, and how many it selects: the page's rows and a count. */
+  async function paged(filter: TransactionFilter, q: { limit: number; offset: number }) {
+    const [rows, total] = await Promise.all([
+      store.transactions({ ...filter, limit: q.limit, offset: q.offset }),
+      store.countTransactions(filter),
+    ]);
+    return { rows: rows.map(transactionJson), total_count: String(total) };
   }
 
   async function transactions(url: URL) {
     const q = Schemas.parse(Schemas.ListTransactions, query(url));
-    const filter = {
-      ...(q.service !== undefined ? { service: q.service } : {}),
-      ...(q.state !== undefined ? { state: q.state } : {}),
-      ...(q.start_date !== undefined ? { since: q.start_date } : {}),
-      ...(q.end_date !== undefined ? { until: q.end_date } : {}),
-    };
-    const all = await allTransactions(filter);
-    return {
-      transactions: all.slice(q.offset, q.offset + q.limit).map(transactionJson),
-      total_count: String(all.length),
-    };
+    const { rows, total_count } = await paged(
+      {
+        ...(q.service !== undefined ? { service: q.service } : {}),
+        ...(q.state !== undefined ? { state: q.state } : {}),
+        ...(q.start_date !== undefined ? { since: q.start_date } : {}),
+        ...(q.end_date !== undefined ? { until: q.end_date } : {}),
+      },
+      q,
+    );
+    return { transactions: rows, total_count };
   }
 
   async function tokens(url: URL) {
     const q = Schemas.parse(Schemas.ListTokens, query(url));
-    const all = await allTransactions({
-      state: 'settled',
-      ...(q.service !== undefined ? { service: q.service } : {}),
-    });
-    return {
-      tokens: all.slice(q.offset, q.offset + q.limit).map(transactionJson),
-      total_count: String(all.length),
-    };
+    const { rows, total_count } = await paged(
+      { state: 'settled', ...(q.service !== undefined ? { service: q.service } : {}) },
+      q,
+    );
+    return { tokens: rows, total_count };
   }
 
   async function revoke(tokenIdHex: string) {
@@ -275,21 +267,6 @@ export function create(options: Options): Admin {
 
   async function stats(url: URL) {
     const q = Schemas.parse(Schemas.Stats, query(url));
-    const all = await allTransactions({
-      ...(q.from !== undefined ? { since: q.from } : {}),
-      ...(q.to !== undefined ? { until: q.to } : {}),
-    });
-    const settled = all.filter((t) => t.state === 'settled');
-    const perService = new Map<string, { revenue: bigint; count: number; challenges: number }>();
-    for (const t of all) {
-      const s = perService.get(t.service) ?? { revenue: 0n, count: 0, challenges: 0 };
-      s.challenges += 1;
-      if (t.state === 'settled') {
-        s.revenue += t.priceMsat;
-        s.count += 1;
-      }
-      perService.set(t.service, s);
-    }
     const to = q.to ?? Math.floor(now() / 1000);
     const from = q.from ?? to - 86_400;
     const span = to - from + 1;
@@ -297,39 +274,41 @@ export function create(options: Options): Admin {
     const n = Math.ceil((to - from + 1) / width);
     if (n > 1000)
       throw new AdminError('L402_ADMIN_BAD_REQUEST', 'bucket: at most 1000 buckets per range; widen it');
-    const buckets = Array.from({ length: n }, (_, i) => ({
-      start: from + i * width,
-      revenue: 0n,
-      count: 0,
-      challenges: 0,
-    }));
-    for (const t of all) {
-      const i = Math.floor((t.createdAt - from) / width);
-      const b = buckets[i];
-      if (b === undefined || t.createdAt < from) continue;
-      b.challenges += 1;
-      if (t.state === 'settled') {
-        b.revenue += t.priceMsat;
-        b.count += 1;
-      }
-    }
+    // The totals are over the range asked (all time when none was); the buckets cover [from, from + n ×
+    // width) of it, the last day when no range was asked. Both are the database's sums, not rows.
+    const asked: TransactionFilter = {
+      ...(q.from !== undefined ? { since: q.from } : {}),
+      ...(q.to !== undefined ? { until: q.to } : {}),
+    };
+    const cut = { width, origin: from };
+    const same = q.from !== undefined && q.to !== undefined;
+    const asking = store.summarizeTransactions(asked, same ? cut : undefined);
+    const [whole, timed] = await Promise.all([
+      asking,
+      same ? asking : store.summarizeTransactions({ since: from, until: q.to ?? from + n * width - 1 }, cut),
+    ]);
+    const byStart = new Map(timed.buckets.map((b) => [b.start, b]));
     return {
-      total_revenue_sats: sats(settled.reduce((sum, t) => sum + t.priceMsat, 0n)),
-      transaction_count: String(settled.length),
-      challenge_count: String(all.length),
-      service_breakdown: [...perService].map(([name, s]) => ({
-        service_name: name,
-        total_revenue_sats: sats(s.revenue),
-        transaction_count: String(s.count),
-        challenge_count: String(s.challenges),
+      total_revenue_sats: sats(whole.settledMsat),
+      transaction_count: String(whole.settledCount),
+      challenge_count: String(whole.count),
+      service_breakdown: whole.services.map((s) => ({
+        service_name: s.service,
+        total_revenue_sats: sats(s.settledMsat),
+        transaction_count: String(s.settledCount),
+        challenge_count: String(s.count),
       })),
       bucket_seconds: String(width),
-      buckets: buckets.map((b) => ({
-        start: iso(b.start),
-        revenue_sats: sats(b.revenue),
-        transaction_count: String(b.count),
-        challenge_count: String(b.challenges),
-      })),
+      buckets: Array.from({ length: n }, (_, i) => {
+        const start = from + i * width;
+        const b = byStart.get(start);
+        return {
+          start: iso(start),
+          revenue_sats: sats(b?.settledMsat ?? 0n),
+          transaction_count: String(b?.settledCount ?? 0),
+          challenge_count: String(b?.count ?? 0),
+        };
+      }),
     };
   }
 

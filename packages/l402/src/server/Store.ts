@@ -53,6 +53,52 @@ export interface TransactionFilter {
   readonly offset?: number;
 }
 
+/**
+ * Figures over a set of transactions, as {@link Store.summarizeTransactions} gives them: counted and
+ * summed by the store (by the database in the SQL stores, so a summary of millions of rows reads none
+ * of them into the process).
+ */
+export interface TransactionTotals {
+  /** Transactions in the set, pending and settled: every challenge issued. */
+  readonly count: number;
+  /** Of those, the settled (paid) ones. */
+  readonly settledCount: number;
+  /** Sum of `priceMsat` over the whole set, exact past 2^64 too (SQLite: up to 2^31 rows per service and state). */
+  readonly amountMsat: bigint;
+  /** Sum of `priceMsat` over the settled ones: the revenue. */
+  readonly settledMsat: bigint;
+}
+
+/** One service's part of a {@link TransactionSummary}. */
+export interface ServiceTotals extends TransactionTotals {
+  readonly service: string;
+}
+
+/** One time bucket of a {@link TransactionSummary}: transactions created in `[start, start + width)`. */
+export interface BucketTotals extends TransactionTotals {
+  /** Unix seconds: `origin + k × width` for a whole k (negative before the origin). */
+  readonly start: number;
+}
+
+/** How {@link Store.summarizeTransactions} cuts time: buckets `width` seconds wide, one starting at `origin`. */
+export interface Bucketing {
+  /** Whole seconds, 1 to 2^32. */
+  readonly width: number;
+  /** Unix seconds a bucket starts at; 0 by default (buckets aligned on the epoch). */
+  readonly origin?: number;
+}
+
+/** What {@link Store.summarizeTransactions} answers. */
+export interface TransactionSummary extends TransactionTotals {
+  /**
+   * Per service with at least one transaction in the set, in the order `transactions()` first names
+   * them: the service with the newest transaction first.
+   */
+  readonly services: readonly ServiceTotals[];
+  /** Per time bucket holding at least one transaction, oldest first; empty when no bucketing was asked. */
+  readonly buckets: readonly BucketTotals[];
+}
+
 /** A revocation as other instances learn of it: `seq` increases with each revocation. */
 export interface Revocation {
   readonly seq: number;
@@ -137,6 +183,28 @@ export interface Store {
   debit(tokenId: Uint8Array, amountMsat: bigint): Promise<Debit>;
   /** Newest first. */
   transactions(filter?: TransactionFilter): Promise<Transaction[]>;
+  /**
+   * How many transactions match `filter`, counted by the database (a paged list's total); `limit` and
+   * `offset` do not apply.
+   *
+   * @example
+   * const [page, total] = await Promise.all([
+   *   store.transactions({ state: 'settled', limit: 50, offset: 100 }),
+   *   store.countTransactions({ state: 'settled' }),
+   * ]);
+   */
+  countTransactions(filter?: TransactionFilter): Promise<number>;
+  /**
+   * Counts and sums of the transactions matching `filter` (`limit` and `offset` do not apply): in all,
+   * per service, and per time bucket when `bucketing` is given, computed by the database (GROUP BY in
+   * the SQL stores), so no row is read into the process.
+   *
+   * @example
+   * const day = await store.summarizeTransactions({ since: now - 86_400, until: now }, { width: 3600, origin: now - 86_400 });
+   * day.settledMsat; // the revenue, in msat
+   * day.buckets; // [{ start, count, settledCount, amountMsat, settledMsat }, …] for the hours with any
+   */
+  summarizeTransactions(filter?: TransactionFilter, bucketing?: Bucketing): Promise<TransactionSummary>;
   /** Removes root keys (and pending transactions) of tokens never paid whose invoice expired before `now`. */
   removeExpiredUnpaid(now: number): Promise<number>;
   /**

@@ -10,6 +10,7 @@
  */
 import { StoreError } from '../../Errors.js';
 import type {
+  Bucketing,
   Consumption,
   MintRecord,
   Revocation,
@@ -17,10 +18,13 @@ import type {
   TokenRef,
   Transaction,
   TransactionFilter,
+  TransactionState,
+  TransactionSummary,
+  TransactionTotals,
 } from '../Store.js';
 
 /** The schema version this code writes; a database that records a newer one is refused. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Largest `priceMsat` a store keeps: PostgreSQL's and SQLite's signed 64-bit integer. */
 const MAX_PRICE_MSAT = 2n ** 63n - 1n;
@@ -89,6 +93,88 @@ export function checkFilter(filter: TransactionFilter): void {
   }
 }
 
+/** Widest time bucket a summary takes, in seconds (about 136 years). */
+const MAX_BUCKET_WIDTH = 2 ** 32;
+
+/** A {@link Bucketing} checked, with its origin filled in. */
+export function checkBucketing(bucketing: Bucketing): { readonly width: number; readonly origin: number } {
+  const { width, origin = 0 } = bucketing;
+  if (!(Number.isSafeInteger(width) && width >= 1 && width <= MAX_BUCKET_WIDTH)) {
+    throw new RangeError(`bucket width must be whole seconds from 1 to 2^32, got ${width}`);
+  }
+  checkSeconds(origin, 'bucket origin');
+  return { width, origin };
+}
+
+/**
+ * What a summary is made of: the figures of some transactions of one state, from one service or in one
+ * bucket. The SQL stores group by (service, state) and (bucket, state); the memory store hands one part
+ * per transaction. Either way {@link summarize} puts them together, so the stores cannot disagree.
+ */
+export interface SummaryPart {
+  readonly state: TransactionState;
+  readonly count: number;
+  readonly amountMsat: bigint;
+}
+
+export interface ServicePart extends SummaryPart {
+  readonly service: string;
+  /** The newest of these transactions, by (created_at, insertion order): how services are ordered. */
+  readonly newestAt: number;
+  readonly newestOrder: number;
+}
+
+export interface BucketPart extends SummaryPart {
+  readonly start: number;
+}
+
+function add(totals: TransactionTotals | undefined, part: SummaryPart): TransactionTotals {
+  const settled = part.state === 'settled';
+  return {
+    count: (totals?.count ?? 0) + part.count,
+    settledCount: (totals?.settledCount ?? 0) + (settled ? part.count : 0),
+    amountMsat: (totals?.amountMsat ?? 0n) + part.amountMsat,
+    settledMsat: (totals?.settledMsat ?? 0n) + (settled ? part.amountMsat : 0n),
+  };
+}
+
+/** The summary the parts make: totals, services newest first, buckets oldest first. */
+export function summarize(
+  services: Iterable<ServicePart>,
+  buckets: Iterable<BucketPart>,
+): TransactionSummary {
+  let totals: TransactionTotals = { count: 0, settledCount: 0, amountMsat: 0n, settledMsat: 0n };
+  const byService = new Map<string, { totals: TransactionTotals; at: number; order: number }>();
+  for (const part of services) {
+    totals = add(totals, part);
+    const seen = byService.get(part.service);
+    const newer =
+      seen === undefined ||
+      part.newestAt > seen.at ||
+      (part.newestAt === seen.at && part.newestOrder > seen.order);
+    byService.set(part.service, {
+      totals: add(seen?.totals, part),
+      at: newer ? part.newestAt : seen.at,
+      order: newer ? part.newestOrder : seen.order,
+    });
+  }
+  const byStart = new Map<number, TransactionTotals>();
+  for (const part of buckets) byStart.set(part.start, add(byStart.get(part.start), part));
+  return {
+    ...totals,
+    services: [...byService]
+      .sort(([, a], [, b]) => b.at - a.at || b.order - a.order)
+      .map(([service, { totals }]) => ({ service, ...totals })),
+    buckets: [...byStart].sort(([a], [b]) => a - b).map(([start, totals]) => ({ start, ...totals })),
+  };
+}
+
+/** A summary statement's state column, checked. */
+export function readState(store: string, value: unknown): TransactionState {
+  if (value !== 'pending' && value !== 'settled') throw corrupt(store, `unknown state ${String(value)}`);
+  return value;
+}
+
 /** What every call on a closed store rejects with. */
 export function closedError(store: string): StoreError {
   return new StoreError('L402_STORE_UNAVAILABLE', store, 'the store is closed');
@@ -105,7 +191,8 @@ export function checkSchemaVersion(store: string, found: number): void {
   }
 }
 
-function corrupt(store: string, what: string): StoreError {
+/** The error for a row that does not fit what the store wrote. */
+export function corrupt(store: string, what: string): StoreError {
   return new StoreError('L402_STORE_CORRUPT', store, `unreadable row: ${what}`);
 }
 
@@ -118,13 +205,13 @@ export function readBytes(store: string, value: unknown, what: string): Uint8Arr
 }
 
 /** A 64-bit integer column; both drivers are set to hand these over as bigint. */
-function readInteger(store: string, value: unknown, what: string): bigint {
+export function readInteger(store: string, value: unknown, what: string): bigint {
   if (typeof value !== 'bigint') throw corrupt(store, `${what} is not an integer`);
   return value;
 }
 
-/** Seconds and sequence numbers: integers a JavaScript number holds exactly. */
-function readNumber(store: string, value: unknown, what: string): number {
+/** Seconds, sequence numbers and counts: integers a JavaScript number holds exactly. */
+export function readNumber(store: string, value: unknown, what: string): number {
   const n = readInteger(store, value, what);
   if (n < BigInt(Number.MIN_SAFE_INTEGER) || n > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw corrupt(store, `${what} is out of range`);
@@ -147,8 +234,8 @@ export interface TransactionRow {
 
 /** A transaction row as a {@link Transaction}; throws `L402_STORE_CORRUPT` for a row that does not fit. */
 export function readTransaction(store: string, row: TransactionRow): Transaction {
-  const { state, service, revoked } = row;
-  if (state !== 'pending' && state !== 'settled') throw corrupt(store, `unknown state ${String(state)}`);
+  const { service, revoked } = row;
+  const state = readState(store, row.state);
   if (typeof service !== 'string') throw corrupt(store, 'service is not text');
   if (revoked !== true && revoked !== false && revoked !== 0n && revoked !== 1n) {
     throw corrupt(store, 'revoked is not a boolean');

@@ -23,6 +23,7 @@ import type {
   TransactionState,
 } from '../Store.js';
 import {
+  checkBucketing,
   checkBytes,
   checkConsumption,
   checkDebit,
@@ -35,6 +36,7 @@ import {
   checkSecret,
   closedError,
   refKey,
+  summarize,
 } from './common.js';
 
 const NAME = 'memory';
@@ -109,6 +111,16 @@ export function create(): Store {
     sessions.set(key, next);
     return { ok: true, session: { ...next, sessionId: next.sessionId.slice() } };
   };
+
+  /** The entries `filter` selects (paging aside), in no particular order. */
+  const matching = ({ service, state, since, until }: TransactionFilter): Entry[] =>
+    [...byTokenId.values()].filter(
+      (entry) =>
+        (service === undefined || entry.record.service === service) &&
+        (state === undefined || entry.state === state) &&
+        (since === undefined || entry.record.createdAt >= since) &&
+        (until === undefined || entry.record.createdAt <= until),
+    );
 
   const forget = (entry: Entry): void => {
     byIdHash.delete(toHex(entry.record.idHash));
@@ -205,16 +217,42 @@ export function create(): Store {
     async transactions(filter: TransactionFilter = {}) {
       checkFilter(filter);
       ensureOpen();
-      const { service, state, since, until, limit, offset = 0 } = filter;
-      const matching = [...byTokenId.values()].filter(
-        (entry) =>
-          (service === undefined || entry.record.service === service) &&
-          (state === undefined || entry.state === state) &&
-          (since === undefined || entry.record.createdAt >= since) &&
-          (until === undefined || entry.record.createdAt <= until),
+      const { limit, offset = 0 } = filter;
+      const found = matching(filter);
+      found.sort((a, b) => b.record.createdAt - a.record.createdAt || b.order - a.order);
+      return found.slice(offset, limit === undefined ? undefined : offset + limit).map(view);
+    },
+
+    async countTransactions(filter: TransactionFilter = {}) {
+      checkFilter(filter);
+      ensureOpen();
+      return matching(filter).length;
+    },
+
+    async summarizeTransactions(filter: TransactionFilter = {}, bucketing) {
+      checkFilter(filter);
+      const cut = bucketing === undefined ? undefined : checkBucketing(bucketing);
+      ensureOpen();
+      const found = matching(filter);
+      // One part per transaction: summarize() adds them up as it does the SQL stores' groups.
+      const part = (entry: Entry) => ({ state: entry.state, count: 1, amountMsat: entry.record.priceMsat });
+      return summarize(
+        found.map((entry) => ({
+          ...part(entry),
+          service: entry.record.service,
+          newestAt: entry.record.createdAt,
+          newestOrder: entry.order,
+        })),
+        cut === undefined
+          ? []
+          : found.map((entry) => {
+              const at = entry.record.createdAt;
+              return {
+                ...part(entry),
+                start: at - ((((at - cut.origin) % cut.width) + cut.width) % cut.width),
+              };
+            }),
       );
-      matching.sort((a, b) => b.record.createdAt - a.record.createdAt || b.order - a.order);
-      return matching.slice(offset, limit === undefined ? undefined : offset + limit).map(view);
     },
 
     async removeExpiredUnpaid(now) {

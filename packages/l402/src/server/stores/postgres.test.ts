@@ -61,7 +61,7 @@ describe('Postgres.open', () => {
     const schema = nextSchema();
     const stores = await Promise.all(Array.from({ length: 4 }, () => Postgres.open({ url: URL, schema })));
     await Promise.all(stores.map((store) => store.close()));
-    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 4 }]);
+    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 5 }]);
   });
 
   it('never lets a reader polling revocationsSince skip a revocation committed concurrently', async () => {
@@ -162,12 +162,21 @@ describe('Postgres.open', () => {
     for (const table of ['mpp_consumed', 'mpp_sessions', 'server_secrets']) {
       await admin`DROP TABLE ${admin(schema)}.${admin(table)}`;
     }
+    await admin`DROP INDEX ${admin(schema)}.l402_transactions_service`;
     await admin`UPDATE ${admin(schema)}.schema_version SET version = 1`;
     const migrated = await Postgres.open({ url: URL, schema });
     expect(await migrated.rootKey(a.idHash)).toEqual(a.rootKey);
     expect(await migrated.debit(a.tokenId, 2_000n)).toEqual({ ok: true, remainingMsat: 3_000n });
+    expect(await migrated.summarizeTransactions()).toMatchObject({ count: 1, amountMsat: 5_000n });
     await migrated.close();
-    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 4 }]);
+    expect(
+      await admin`SELECT indexdef FROM pg_indexes WHERE schemaname = ${schema} AND indexname = 'l402_transactions_service'`,
+    ).toEqual([
+      {
+        indexdef: `CREATE INDEX l402_transactions_service ON ${schema}.l402_transactions USING btree (service, state, created_at, price_msat)`,
+      },
+    ]);
+    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 5 }]);
   });
 
   it('migrates a schema-3 database: its top-ups stay spent, and new ones answer their retries', async () => {
@@ -187,6 +196,7 @@ describe('Postgres.open', () => {
     await store.close();
     // What a database written before top-ups were remembered per session looks like.
     await admin`ALTER TABLE ${admin(schema)}.mpp_consumed DROP COLUMN top_up_session`;
+    await admin`DROP INDEX ${admin(schema)}.l402_transactions_service`;
     await admin`UPDATE ${admin(schema)}.schema_version SET version = 3`;
 
     const migrated = await Postgres.open({ url: URL, schema });
@@ -202,7 +212,34 @@ describe('Postgres.open', () => {
       reason: 'already-credited',
     });
     await migrated.close();
-    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 4 }]);
+
+    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 5 }]);
+  });
+
+  it('finishes a migration that takes longer than connectTimeoutMs: the deadline is for reaching the server', async () => {
+    const schema = nextSchema();
+    await (await Postgres.open({ url: URL, schema })).close();
+    await admin`DROP INDEX ${admin(schema)}.l402_transactions_service`;
+    await admin`UPDATE ${admin(schema)}.schema_version SET version = 4`;
+    // Another session holds the table for 1 s, as a long index build would: the migration waits for it.
+    const holder = postgres(URL, { max: 1, onnotice: () => {} });
+    let released = 0;
+    try {
+      const holding = holder.begin(async (tx) => {
+        await tx`LOCK TABLE ${tx(schema)}.l402_transactions IN ACCESS EXCLUSIVE MODE`;
+        await new Promise((done) => setTimeout(done, 1_000));
+        released = Date.now();
+      });
+      await new Promise((done) => setTimeout(done, 100));
+      const store = await Postgres.open({ url: URL, schema, connectTimeoutMs: 300 });
+      expect(released).toBeGreaterThan(0);
+      expect(await store.countTransactions()).toBe(0);
+      await store.close();
+      await holding;
+    } finally {
+      await holder.end();
+    }
+    expect(await admin`SELECT version FROM ${admin(schema)}.schema_version`).toEqual([{ version: 5 }]);
   });
 
   it('refuses a database migrated by a newer l402 with L402_STORE_CORRUPT', async () => {
@@ -211,7 +248,7 @@ describe('Postgres.open', () => {
     await admin`UPDATE ${admin(schema)}.schema_version SET version = 99`;
     await expect(Postgres.open({ url: URL, schema })).rejects.toMatchObject({
       code: 'L402_STORE_CORRUPT',
-      message: expect.stringContaining('schema version 99, newer than this l402 (4)'),
+      message: expect.stringContaining('schema version 99, newer than this l402 (5)'),
     });
   });
 

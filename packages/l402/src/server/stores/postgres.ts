@@ -26,6 +26,7 @@ import type PostgresJs from 'postgres';
 import { StoreError } from '../../Errors.js';
 import type { SessionResult, Store, TopUpResult, TransactionFilter } from '../Store.js';
 import {
+  checkBucketing,
   checkBytes,
   checkConsumption,
   checkDebit,
@@ -38,13 +39,18 @@ import {
   checkSeconds,
   checkSecret,
   closedError,
+  corrupt,
   readBytes,
+  readNumber,
   readRevocation,
   readSession,
+  readState,
   readTransaction,
   refKey,
   SCHEMA_VERSION,
   type SessionRow,
+  type SummaryPart,
+  summarize,
   type TransactionRow,
 } from './common.js';
 
@@ -74,7 +80,10 @@ export interface CommonOptions {
   readonly maxconnections?: number;
   /** The schema the tables live in, created when missing; `[a-z_][a-z0-9_]*`. Defaults to the search path. */
   readonly schema?: string;
-  /** How long `open` may take to connect and migrate, in ms. Defaults to 10 000. */
+  /**
+   * How long `open` may take to reach the server (connect and log in), in ms; migrating the tables
+   * afterwards is not bounded by it. Defaults to 10 000.
+   */
   readonly connectTimeoutMs?: number;
 }
 
@@ -147,6 +156,11 @@ const MIGRATIONS: readonly (readonly string[])[] = [
   // from a payment spent elsewhere. Rows consumed before this migration have none: their retries are
   // refused, as they were.
   ['ALTER TABLE mpp_consumed ADD COLUMN top_up_session BYTEA'],
+  // Counts and summaries by service and state (the admin's totals and stats) read this index alone
+  // (index-only scans), never the table's wide rows.
+  [
+    'CREATE INDEX IF NOT EXISTS l402_transactions_service ON l402_transactions (service, state, created_at, price_msat)',
+  ],
 ];
 
 const SESSION_COLUMNS =
@@ -223,8 +237,14 @@ function failure(where: string, doing: string, error: unknown): unknown {
   });
 }
 
-async function migrate(sql: PostgresJs.Sql<{ bigint: bigint }>, schema: string | undefined): Promise<void> {
+/** Creates or migrates the tables; `reached` is called once the server has answered (BEGIN is done). */
+async function migrate(
+  sql: PostgresJs.Sql<{ bigint: bigint }>,
+  schema: string | undefined,
+  reached: () => void,
+): Promise<void> {
   await sql.begin(async (tx) => {
+    reached();
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
     if (schema !== undefined) await tx`CREATE SCHEMA IF NOT EXISTS ${tx(schema)}`;
     await tx`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`;
@@ -293,8 +313,9 @@ export async function open(options: Options): Promise<Store> {
           ssl: ssl(options),
         });
   // The driver's connect_timeout covers a silent server, but a server (or proxy) that accepts and then
-  // drops the connection makes it reconnect forever: the whole open gets the deadline too.
-  const migrating = migrate(sql, schema);
+  // drops the connection makes it reconnect forever: open gets the deadline too, until the server has
+  // answered. Migrating is not bounded by it: building an index over millions of rows takes a while,
+  // and so does waiting for another instance doing it.
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -303,6 +324,7 @@ export async function open(options: Options): Promise<Store> {
       new StoreError('L402_STORE_UNAVAILABLE', NAME, `${where}: no answer within ${connectTimeoutMs} ms`),
     );
   });
+  const migrating = migrate(sql, schema, () => clearTimeout(timer));
   try {
     await Promise.race([migrating, late]);
   } catch (error) {
@@ -314,6 +336,18 @@ export async function open(options: Options): Promise<Store> {
     clearTimeout(timer);
   }
   return connected(sql, where);
+}
+
+/** The figures of one (group, state) of a summary; the sum is numeric, exact, read as text. */
+function readPart(row: PostgresJs.Row): SummaryPart {
+  const { amount } = row;
+  if (typeof amount !== 'string' || !/^\d+$/.test(amount))
+    throw corrupt(NAME, 'amount is not a whole number');
+  return {
+    state: readState(NAME, row.state),
+    count: readNumber(NAME, row.n, 'count'),
+    amountMsat: BigInt(amount),
+  };
 }
 
 function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Store {
@@ -328,6 +362,14 @@ function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Stor
       throw failure(where, doing, error);
     }
   };
+
+  const empty = sql``;
+  /** The conditions of `filter` that are set (paging aside), for a WHERE. */
+  const selection = ({ service, state, since, until }: TransactionFilter) => sql`true
+    ${service === undefined ? empty : sql`AND service = ${service}`}
+    ${state === undefined ? empty : sql`AND state = ${state}`}
+    ${since === undefined ? empty : sql`AND created_at >= ${since}::bigint`}
+    ${until === undefined ? empty : sql`AND created_at <= ${until}::bigint`}`;
 
   const sessionRow = async (id: Uint8Array): Promise<SessionRow | undefined> => {
     const [row] = await run(
@@ -453,23 +495,67 @@ function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Stor
 
     async transactions(filter: TransactionFilter = {}) {
       checkFilter(filter);
-      const { service, state, since, until, limit, offset = 0 } = filter;
-      const empty = sql``;
+      const { limit, offset = 0 } = filter;
       const rows = await run(
         'list transactions',
         () => sql`
           SELECT token_id, payment_hash, service, price_msat, state, created_at, settled_at, revoked
           FROM l402_transactions
-          WHERE true
-            ${service === undefined ? empty : sql`AND service = ${service}`}
-            ${state === undefined ? empty : sql`AND state = ${state}`}
-            ${since === undefined ? empty : sql`AND created_at >= ${since}::bigint`}
-            ${until === undefined ? empty : sql`AND created_at <= ${until}::bigint`}
+          WHERE ${selection(filter)}
           ORDER BY created_at DESC, id DESC
           ${limit === undefined ? empty : sql`LIMIT ${limit}::bigint`}
           OFFSET ${offset}::bigint`,
       );
       return rows.map((row) => readTransaction(NAME, row as unknown as TransactionRow));
+    },
+
+    async countTransactions(filter: TransactionFilter = {}) {
+      checkFilter(filter);
+      const [row] = await run(
+        'count transactions',
+        () => sql`SELECT count(*) AS n FROM l402_transactions WHERE ${selection(filter)}`,
+      );
+      return readNumber(NAME, row?.n, 'count');
+    },
+
+    async summarizeTransactions(filter: TransactionFilter = {}, bucketing) {
+      checkFilter(filter);
+      const cut = bucketing === undefined ? undefined : checkBucketing(bucketing);
+      const part = sql`state, count(*) AS n, sum(price_msat)::text AS amount`;
+      // Both reads in one snapshot, so the buckets and the totals see the same rows.
+      const read = async (tx: PostgresJs.TransactionSql<{ bigint: bigint }>) => {
+        // newest_id orders services as transactions() lists them, looked up by index among the few
+        // rows of that second.
+        const services = await tx`
+          SELECT g.*, (SELECT max(id) FROM l402_transactions t
+              WHERE t.created_at = g.newest AND t.service = g.service AND t.state = g.state) AS newest_id
+          FROM (SELECT service, max(created_at) AS newest, ${part}
+                FROM l402_transactions WHERE ${selection(filter)} GROUP BY service, state) g`;
+        // A bucket starts at created_at less its offset past the origin (a modulo never negative).
+        const buckets =
+          cut === undefined
+            ? []
+            : await tx`
+              SELECT created_at - mod(mod(created_at - ${cut.origin}::bigint, ${cut.width}::bigint)
+                  + ${cut.width}::bigint, ${cut.width}::bigint) AS start, ${part}
+              FROM l402_transactions WHERE ${selection(filter)} GROUP BY 1, state`;
+        return { services, buckets };
+      };
+      const rows = await run('summarize transactions', () =>
+        sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', read),
+      );
+      return summarize(
+        rows.services.map((row) => {
+          if (typeof row.service !== 'string') throw corrupt(NAME, 'service is not text');
+          return {
+            ...readPart(row),
+            service: row.service,
+            newestAt: readNumber(NAME, row.newest, 'created_at'),
+            newestOrder: readNumber(NAME, row.newest_id, 'id'),
+          };
+        }),
+        rows.buckets.map((row) => ({ ...readPart(row), start: readNumber(NAME, row.start, 'bucket start') })),
+      );
     },
 
     async removeExpiredUnpaid(now) {

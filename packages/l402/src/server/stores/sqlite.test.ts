@@ -118,7 +118,7 @@ describe('Sqlite.open', () => {
 
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(raw.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([4]);
+    expect(raw.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([5]);
     raw.close();
 
     const reopened = await Sqlite.open({ path });
@@ -139,20 +139,28 @@ describe('Sqlite.open', () => {
     await store.mint(a);
     await store.close();
     // What a database written before metered credit and MPP looks like: no spent_msat, no MPP tables,
-    // schema version 1.
+    // no summary index, schema version 1.
     const raw = new Database(path);
     raw.exec(
       'ALTER TABLE l402_transactions DROP COLUMN spent_msat; DROP TABLE mpp_consumed; DROP TABLE mpp_sessions; ' +
-        'DROP TABLE server_secrets; UPDATE schema_version SET version = 1',
+        'DROP TABLE server_secrets; DROP INDEX l402_transactions_service; UPDATE schema_version SET version = 1',
     );
     raw.close();
 
     const migrated = await Sqlite.open({ path });
     expect(await migrated.rootKey(a.idHash)).toEqual(a.rootKey);
     expect(await migrated.debit(a.tokenId, 2_000n)).toEqual({ ok: true, remainingMsat: 3_000n });
+    expect(await migrated.summarizeTransactions()).toMatchObject({ count: 1, amountMsat: 5_000n });
     await migrated.close();
     const check = new Database(path, { readonly: true });
-    expect(check.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([4]);
+    expect(check.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([5]);
+    // A count by service reads the new index alone.
+    const plan = check.prepare(
+      "EXPLAIN QUERY PLAN SELECT count(*) FROM l402_transactions WHERE service = 'api'",
+    );
+    expect(plan.all()).toMatchObject([
+      { detail: 'SEARCH l402_transactions USING COVERING INDEX l402_transactions_service (service=?)' },
+    ]);
     check.close();
   });
 
@@ -173,7 +181,10 @@ describe('Sqlite.open', () => {
     await store.close();
     // What a database written before top-ups were remembered per session looks like.
     const raw = new Database(path);
-    raw.exec('ALTER TABLE mpp_consumed DROP COLUMN top_up_session; UPDATE schema_version SET version = 3');
+    raw.exec(
+      'ALTER TABLE mpp_consumed DROP COLUMN top_up_session; DROP INDEX l402_transactions_service; ' +
+        'UPDATE schema_version SET version = 3',
+    );
     raw.close();
 
     const migrated = await Sqlite.open({ path });
@@ -190,7 +201,8 @@ describe('Sqlite.open', () => {
     });
     await migrated.close();
     const check = new Database(path, { readonly: true });
-    expect(check.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([4]);
+    expect(check.prepare('SELECT version FROM schema_version').pluck().all()).toEqual([5]);
+
     check.close();
   });
 
@@ -276,7 +288,7 @@ describe('Sqlite.open', () => {
     raw.close();
     await expect(Sqlite.open({ path: newer })).rejects.toMatchObject({
       code: 'L402_STORE_CORRUPT',
-      message: expect.stringContaining('schema version 99, newer than this l402 (4)'),
+      message: expect.stringContaining('schema version 99, newer than this l402 (5)'),
     });
   });
 

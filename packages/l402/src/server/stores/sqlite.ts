@@ -10,8 +10,11 @@
  *
  * Tables follow Aperture's names: `secrets`, `l402_transactions`, `revocations`, plus `schema_version`
  * for migrations. Times are unix seconds, prices 64-bit msat. better-sqlite3 is synchronous: every
- * statement is prepared once and touches a handful of rows by index, so no call blocks the event loop
- * for long.
+ * statement is prepared once (those taking a transaction filter once per combination of its fields)
+ * and touches a handful of rows by index, so no call blocks the event loop for long. The exceptions are
+ * `countTransactions` and `summarizeTransactions`, which go over every row they select, in an index
+ * rather than the table (a summary of a million rows takes about a quarter of a second): the admin API
+ * asks for them, never a paid request.
  *
  * @example
  * import * as Sqlite from 'l402/stores/sqlite';
@@ -25,6 +28,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { StoreError } from '../../Errors.js';
 import type { Debit, MintRecord, SessionResult, Store, TopUpResult, TransactionFilter } from '../Store.js';
 import {
+  checkBucketing,
   checkBytes,
   checkConsumption,
   checkDebit,
@@ -37,13 +41,19 @@ import {
   checkSeconds,
   checkSecret,
   closedError,
+  corrupt,
   readBytes,
+  readInteger,
+  readNumber,
   readRevocation,
   readSession,
+  readState,
   readTransaction,
   refKey,
   SCHEMA_VERSION,
   type SessionRow,
+  type SummaryPart,
+  summarize,
   type TransactionRow,
 } from './common.js';
 
@@ -131,6 +141,11 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE mpp_consumed ADD COLUMN top_up_session BLOB;
   `,
+  // Counts and summaries by service and state (the admin's totals and stats) read this index alone,
+  // never the table's wide rows: a seek for one service, a narrow scan for every one.
+  `
+  CREATE INDEX IF NOT EXISTS l402_transactions_service ON l402_transactions (service, state, created_at, price_msat);
+  `,
 ];
 
 const SESSION_COLUMNS =
@@ -138,6 +153,55 @@ const SESSION_COLUMNS =
 
 const TRANSACTION_COLUMNS =
   'token_id, payment_hash, service, price_msat, state, created_at, settled_at, revoked';
+
+/**
+ * The figures of one (group, state) of a summary. SQLite's sum() of 64-bit integers fails past 2^63, and
+ * a price may be up to 2^63-1 msat: amounts are summed as their high and low 32 bits apart (exact up to
+ * 2^31 rows per group) and put together as bigints.
+ */
+const PART_COLUMNS = 'state, count(*) AS n, sum(price_msat >> 32) AS hi, sum(price_msat & 4294967295) AS lo';
+
+interface PartRow {
+  readonly state: unknown;
+  readonly n: unknown;
+  readonly hi: unknown;
+  readonly lo: unknown;
+}
+
+function readPart(row: PartRow): SummaryPart {
+  return {
+    state: readState(NAME, row.state),
+    count: readNumber(NAME, row.n, 'count'),
+    amountMsat: (readInteger(NAME, row.hi, 'amount') << 32n) + readInteger(NAME, row.lo, 'amount'),
+  };
+}
+
+/**
+ * The conditions of `filter` that are set, and their parameters. Each combination gets a statement of
+ * its own (not `@x IS NULL OR …`), so SQLite's planner sees which index narrows it.
+ */
+function conditions(filter: TransactionFilter): {
+  readonly key: string;
+  readonly where: string;
+  readonly params: Record<string, unknown>;
+} {
+  const parts: string[] = [];
+  const params: Record<string, unknown> = {};
+  let key = '';
+  for (const [name, column, operator] of [
+    ['service', 'service', '='],
+    ['state', 'state', '='],
+    ['since', 'created_at', '>='],
+    ['until', 'created_at', '<='],
+  ] as const) {
+    const value = filter[name];
+    key += value === undefined ? '-' : name[0];
+    if (value === undefined) continue;
+    parts.push(`${column} ${operator} @${name}`);
+    params[name] = value;
+  }
+  return { key, where: parts.length === 0 ? 'true' : parts.join(' AND '), params };
+}
 
 async function driver(): Promise<typeof BetterSqlite3> {
   try {
@@ -247,13 +311,6 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
     markRevoked: db.prepare('UPDATE l402_transactions SET revoked = 1 WHERE token_id = ?'),
     insertRevocation: db.prepare('INSERT INTO revocations (hash, token_id) VALUES (?, ?)'),
     revocationsSince: db.prepare('SELECT seq, hash, token_id FROM revocations WHERE seq > ? ORDER BY seq'),
-    // One statement for every filter: a NULL parameter switches its condition off; LIMIT -1 is no limit.
-    transactions: db.prepare(
-      `SELECT ${TRANSACTION_COLUMNS} FROM l402_transactions
-       WHERE (@service IS NULL OR service = @service) AND (@state IS NULL OR state = @state)
-         AND (@since IS NULL OR created_at >= @since) AND (@until IS NULL OR created_at <= @until)
-       ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
-    ),
     // One statement: the row's write lock makes the check and the debit one step, so nothing overdraws.
     debit: db
       .prepare(
@@ -270,6 +327,17 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
     deleteUnpaidTransactions: db.prepare(
       `DELETE FROM l402_transactions WHERE state = 'pending' AND revoked = 0 AND invoice_expires_at < ?`,
     ),
+  };
+
+  /** Statements made per filter combination (see conditions()), each once. */
+  const made = new Map<string, BetterSqlite3.Statement>();
+  const statement = (kind: string, key: string, sql: () => string) => {
+    let prepared = made.get(`${kind} ${key}`);
+    if (prepared === undefined) {
+      prepared = db.prepare(sql());
+      made.set(`${kind} ${key}`, prepared);
+    }
+    return prepared;
   };
 
   const mpp = {
@@ -499,18 +567,87 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
 
     async transactions(filter: TransactionFilter = {}) {
       checkFilter(filter);
-      return run('list transactions', () =>
-        (
-          statements.transactions.all({
-            service: filter.service ?? null,
-            state: filter.state ?? null,
-            since: filter.since ?? null,
-            until: filter.until ?? null,
-            limit: filter.limit ?? -1,
-            offset: filter.offset ?? 0,
-          }) as TransactionRow[]
-        ).map((row) => readTransaction(NAME, row)),
-      );
+      const { key, where, params } = conditions(filter);
+      return run('list transactions', () => {
+        // LIMIT -1 is no limit.
+        const list = statement(
+          'list',
+          key,
+          () => `SELECT ${TRANSACTION_COLUMNS} FROM l402_transactions WHERE ${where}
+            ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset`,
+        );
+        const rows = list.all({ ...params, limit: filter.limit ?? -1, offset: filter.offset ?? 0 });
+        return (rows as TransactionRow[]).map((row) => readTransaction(NAME, row));
+      });
+    },
+
+    async countTransactions(filter: TransactionFilter = {}) {
+      checkFilter(filter);
+      const { key, where, params } = conditions(filter);
+      return run('count transactions', () => {
+        const count = statement('count', key, () => `SELECT count(*) FROM l402_transactions WHERE ${where}`);
+        return readNumber(NAME, count.pluck().get(params), 'count');
+      });
+    },
+
+    async summarizeTransactions(filter: TransactionFilter = {}, bucketing) {
+      checkFilter(filter);
+      const cut = bucketing === undefined ? undefined : checkBucketing(bucketing);
+      const { key, where, params } = conditions(filter);
+      return run('summarize transactions', () => {
+        // Grouped by state too, rather than summing CASE expressions: fewer per row, and in the order
+        // of the (service, state, …) index. newest_id orders services as transactions() lists them,
+        // looked up by index among the few rows of that second.
+        const services = statement(
+          'services',
+          key,
+          () => `
+            SELECT g.*, (SELECT max(id) FROM l402_transactions t
+                WHERE t.created_at = g.newest AND t.service = g.service AND t.state = g.state) AS newest_id
+            FROM (SELECT service, max(created_at) AS newest, ${PART_COLUMNS}
+                  FROM l402_transactions WHERE ${where} GROUP BY service, state) g`,
+        );
+        // A bucket starts at created_at less its offset past the origin (a modulo never negative).
+        const buckets = statement(
+          'buckets',
+          key,
+          () => `
+            SELECT created_at - ((created_at - @origin) % @width + @width) % @width AS start, ${PART_COLUMNS}
+            FROM l402_transactions WHERE ${where} GROUP BY start, state`,
+        );
+        // One read transaction: the buckets and the totals see the same rows.
+        const rows = db.transaction(() => ({
+          services: services.all(params) as (PartRow & {
+            service: unknown;
+            newest: unknown;
+            newest_id: unknown;
+          })[],
+          buckets: (cut === undefined
+            ? []
+            : buckets.all({
+                ...params,
+                origin: BigInt(cut.origin),
+                width: BigInt(cut.width),
+              })) as (PartRow & {
+            start: unknown;
+          })[],
+        }))();
+        return summarize(
+          rows.services.map((row) => {
+            if (typeof row.service !== 'string') throw corrupt(NAME, 'service is not text');
+            return {
+              ...readPart(row),
+              service: row.service,
+              newestAt: readNumber(NAME, row.newest, 'created_at'),
+              newestOrder: readNumber(NAME, row.newest_id, 'id'),
+            };
+          }),
+          rows.buckets.map((row) => ({
+            ...readPart(row),
+            start: readNumber(NAME, row.start, 'bucket start'),
+          })),
+        );
+      });
     },
 
     async removeExpiredUnpaid(now) {

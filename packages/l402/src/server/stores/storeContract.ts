@@ -195,6 +195,192 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
       expect(await ids({ service: 'a', limit: 1, offset: 1 })).toEqual([2]);
     });
 
+    it('counts the transactions a filter selects, in the database, whatever the paging', async () => {
+      const store = await fresh();
+      expect(await store.countTransactions()).toBe(0);
+      const t = 1_700_000_000;
+      const minted = [
+        record({ service: 'a', createdAt: t }),
+        record({ service: 'b', createdAt: t + 10 }),
+        record({ service: 'a', createdAt: t + 20 }),
+        record({ service: 'a', createdAt: t + 20 }),
+        record({ service: 'b', createdAt: t + 30 }),
+      ];
+      for (const r of minted) await store.mint(r);
+      await store.settle(minted[1]!.paymentHash, t + 40);
+      await store.settle(minted[2]!.paymentHash, t + 40);
+      const filters: [Parameters<Store['countTransactions']>[0], number][] = [
+        [undefined, 5],
+        [{}, 5],
+        [{ service: 'a' }, 3],
+        [{ service: 'c' }, 0],
+        [{ state: 'settled' }, 2],
+        [{ state: 'pending', service: 'a' }, 2],
+        [{ since: t + 10, until: t + 20 }, 3],
+        [{ since: t + 21 }, 1],
+        [{ until: t - 1 }, 0],
+        [{ service: 'b', state: 'settled', since: t + 10, until: t + 10 }, 1],
+        // A page's bounds do not change its total.
+        [{ service: 'a', limit: 1, offset: 1 }, 3],
+        [{ limit: 0 }, 5],
+      ];
+      for (const [filter, count] of filters) {
+        expect(await store.countTransactions(filter), JSON.stringify(filter)).toBe(count);
+        const { limit: _, offset: __, ...all } = filter ?? {};
+        expect(await store.transactions(all)).toHaveLength(count);
+      }
+    });
+
+    it('summarizes transactions: counts and sums in all, per service (newest first) and per time bucket', async () => {
+      const store = await fresh();
+      const t = 1_700_000_000;
+      const minted = [
+        record({ service: 'a', createdAt: t, priceMsat: 1_000n }),
+        record({ service: 'b', createdAt: t + 59, priceMsat: 2_000n }),
+        record({ service: 'a', createdAt: t + 60, priceMsat: 4_000n }),
+        record({ service: 'c', createdAt: t + 130, priceMsat: 8_000n }),
+        record({ service: 'b', createdAt: t + 200, priceMsat: 16_000n }),
+      ];
+      for (const r of minted) await store.mint(r);
+      for (const i of [0, 1, 3]) await store.settle(minted[i]!.paymentHash, t + 300);
+      const totals = (count: number, settledCount: number, amountMsat: bigint, settledMsat: bigint) => ({
+        count,
+        settledCount,
+        amountMsat,
+        settledMsat,
+      });
+
+      expect(await store.summarizeTransactions()).toEqual({
+        ...totals(5, 3, 31_000n, 11_000n),
+        services: [
+          { service: 'b', ...totals(2, 1, 18_000n, 2_000n) },
+          { service: 'c', ...totals(1, 1, 8_000n, 8_000n) },
+          { service: 'a', ...totals(2, 1, 5_000n, 1_000n) },
+        ],
+        buckets: [],
+      });
+      // Minute buckets from t: [t, t+60) holds the first two, and so on; empty minutes are left out.
+      expect(
+        await store.summarizeTransactions({ since: t, until: t + 199 }, { width: 60, origin: t }),
+      ).toEqual({
+        ...totals(4, 3, 15_000n, 11_000n),
+        services: [
+          { service: 'c', ...totals(1, 1, 8_000n, 8_000n) },
+          { service: 'a', ...totals(2, 1, 5_000n, 1_000n) },
+          { service: 'b', ...totals(1, 1, 2_000n, 2_000n) },
+        ],
+        buckets: [
+          { start: t, ...totals(2, 2, 3_000n, 3_000n) },
+          { start: t + 60, ...totals(1, 0, 4_000n, 0n) },
+          { start: t + 120, ...totals(1, 1, 8_000n, 8_000n) },
+        ],
+      });
+      // The filter applies to every figure.
+      expect(await store.summarizeTransactions({ service: 'a', state: 'pending' }, { width: 3600 })).toEqual({
+        ...totals(1, 0, 4_000n, 0n),
+        services: [{ service: 'a', ...totals(1, 0, 4_000n, 0n) }],
+        buckets: [{ start: t + 60 - ((t + 60) % 3600), ...totals(1, 0, 4_000n, 0n) }],
+      });
+      expect(await store.summarizeTransactions({ state: 'settled', since: t + 1 })).toMatchObject({
+        ...totals(2, 2, 10_000n, 10_000n),
+        services: [{ service: 'c' }, { service: 'b' }],
+      });
+      // Paging does not apply.
+      expect(await store.summarizeTransactions({ limit: 1, offset: 4 })).toMatchObject(
+        totals(5, 3, 31_000n, 11_000n),
+      );
+    });
+
+    it('cuts buckets on the origin given, before it too, and epoch-aligned by default', async () => {
+      const store = await fresh();
+      for (const createdAt of [-7, 0, 4, 5, 9, 10, 23])
+        await store.mint(record({ createdAt, priceMsat: 1n }));
+      const starts = async (bucketing: Parameters<Store['summarizeTransactions']>[1]) =>
+        (await store.summarizeTransactions({}, bucketing)).buckets.map((b) => [b.start, b.count]);
+      expect(await starts({ width: 10 })).toEqual([
+        [-10, 1],
+        [0, 4],
+        [10, 1],
+        [20, 1],
+      ]);
+      expect(await starts({ width: 10, origin: 5 })).toEqual([
+        [-15, 1],
+        [-5, 2],
+        [5, 3],
+        [15, 1],
+      ]);
+      expect(await starts({ width: 1, origin: 3 })).toEqual([-7, 0, 4, 5, 9, 10, 23].map((s) => [s, 1]));
+      expect(await starts({ width: 2 ** 32, origin: 1_700_000_000 })).toEqual([[1_700_000_000 - 2 ** 32, 7]]);
+      for (const bad of [{ width: 0 }, { width: 1.5 }, { width: 2 ** 32 + 1 }, { width: 60, origin: 0.5 }]) {
+        await expect(store.summarizeTransactions({}, bad), JSON.stringify(bad)).rejects.toBeInstanceOf(
+          RangeError,
+        );
+      }
+    });
+
+    it('orders services by their newest transaction, the later mint first within a second', async () => {
+      const store = await fresh();
+      const t = 1_700_000_000;
+      // b's newest is minted after a's newest in the same second, but a has the last mint of all.
+      await store.mint(record({ service: 'a', createdAt: t + 10 }));
+      await store.mint(record({ service: 'b', createdAt: t + 10 }));
+      await store.mint(record({ service: 'a', createdAt: t }));
+      await store.mint(record({ service: 'c', createdAt: t + 5 }));
+      const firstNamed = [...new Set((await store.transactions()).map((tx) => tx.service))];
+      expect(firstNamed).toEqual(['b', 'a', 'c']);
+      expect((await store.summarizeTransactions()).services.map((s) => s.service)).toEqual(firstNamed);
+      // A state filter leaves out the rows of the other state from the tie as well.
+      const settledA = record({ service: 'a', createdAt: t + 20 });
+      const pendingB = record({ service: 'b', createdAt: t + 20 });
+      await store.mint(settledA);
+      await store.mint(pendingB);
+      await store.settle(settledA.paymentHash, t + 30);
+      expect(
+        (await store.summarizeTransactions({ state: 'pending' })).services.map((s) => s.service),
+      ).toEqual(['b', 'a', 'c']);
+      expect(
+        (await store.summarizeTransactions({ state: 'settled' })).services.map((s) => s.service),
+      ).toEqual(['a']);
+    });
+
+    it('summarizes an empty store, or a filter selecting nothing, as zeros with no groups', async () => {
+      const store = await fresh();
+      const nothing = {
+        count: 0,
+        settledCount: 0,
+        amountMsat: 0n,
+        settledMsat: 0n,
+        services: [],
+        buckets: [],
+      };
+      expect(await store.summarizeTransactions()).toEqual(nothing);
+      expect(await store.summarizeTransactions({}, { width: 60 })).toEqual(nothing);
+      await store.mint(record({ service: 'a' }));
+      expect(await store.summarizeTransactions({ service: 'b' }, { width: 60 })).toEqual(nothing);
+      expect(await store.summarizeTransactions({ since: 1_800_000_000 })).toEqual(nothing);
+    });
+
+    it('sums amounts exactly past 2^53 and past 2^64 msat', async () => {
+      const store = await fresh();
+      const prices = [2n ** 53n + 1n, 2n ** 53n + 3n, 2n ** 63n - 1n, 2n ** 63n - 1n, 2n ** 63n - 1n, 7n];
+      const minted = prices.map((priceMsat, i) => record({ priceMsat, createdAt: 1_000 + i }));
+      for (const r of minted) await store.mint(r);
+      for (const r of minted) await store.settle(r.paymentHash, 2_000);
+      const sum = prices.reduce((a, b) => a + b, 0n);
+      expect(sum).toBeGreaterThan(2n ** 64n);
+      const whole = await store.summarizeTransactions({}, { width: 2 });
+      expect(whole).toMatchObject({ count: 6, settledCount: 6, amountMsat: sum, settledMsat: sum });
+      expect(whole.services).toEqual([
+        { service: 'api', count: 6, settledCount: 6, amountMsat: sum, settledMsat: sum },
+      ]);
+      expect(whole.buckets.map((b) => b.amountMsat)).toEqual([
+        2n ** 53n + 1n + 2n ** 53n + 3n,
+        2n ** 64n - 2n,
+        2n ** 63n - 1n + 7n,
+      ]);
+      expect((await store.summarizeTransactions({ until: 1_001 })).settledMsat).toBe(2n ** 54n + 4n);
+    });
+
     it('removes only unpaid tokens whose invoice expired, keeping paid ones and revocations', async () => {
       const store = await fresh();
       const now = 1_700_010_000;
@@ -240,6 +426,10 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
         store.revoke({ tokenId: new Uint8Array(0) }),
         store.transactions({ limit: -1 }),
         store.transactions({ offset: 0.5 }),
+        store.countTransactions({ since: 1.5 }),
+        store.countTransactions({ state: 'lost' as 'settled' }),
+        store.summarizeTransactions({ until: Number.NaN }),
+        store.summarizeTransactions({}, { width: -60 }),
       ];
       // Handlers are attached at once: a rejection left unobserved for a tick would fail the run.
       for (const error of await Promise.all(bad.map(rejection))) expect(error).toBeInstanceOf(RangeError);
@@ -585,6 +775,8 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
         store.revoke({ idHash: r.idHash }),
         store.revocationsSince(0),
         store.transactions(),
+        store.countTransactions(),
+        store.summarizeTransactions({}, { width: 60 }),
         store.removeExpiredUnpaid(2_000_000_000),
         store.debit(r.tokenId, 1n),
         store.consume({ paymentHash: random(), challengeId: 'c', expiresAt: 1 }),
