@@ -169,6 +169,42 @@ export function summarize(
   };
 }
 
+/** The columns a summary statement's rows carry besides a part's figures. */
+interface SummaryColumns {
+  readonly service?: unknown;
+  readonly newest?: unknown;
+  readonly newest_id?: unknown;
+  readonly start?: unknown;
+}
+
+/**
+ * The summary of a SQL store's two grouped statements (per service and state; per bucket and state),
+ * their rows checked; `readPart` reads one row's state, count and sum in the store's own types.
+ */
+export function summaryOf<Row>(
+  store: string,
+  rows: { readonly services: readonly Row[]; readonly buckets: readonly Row[] },
+  readPart: (row: Row) => SummaryPart,
+): TransactionSummary {
+  const columns = (row: Row) => row as SummaryColumns;
+  return summarize(
+    rows.services.map((row) => {
+      const { service, newest, newest_id } = columns(row);
+      if (typeof service !== 'string') throw corrupt(store, 'service is not text');
+      return {
+        ...readPart(row),
+        service,
+        newestAt: readNumber(store, newest, 'created_at'),
+        newestOrder: readNumber(store, newest_id, 'id'),
+      };
+    }),
+    rows.buckets.map((row) => ({
+      ...readPart(row),
+      start: readNumber(store, columns(row).start, 'bucket start'),
+    })),
+  );
+}
+
 /** A summary statement's state column, checked. */
 export function readState(store: string, value: unknown): TransactionState {
   if (value !== 'pending' && value !== 'settled') throw corrupt(store, `unknown state ${String(value)}`);

@@ -50,7 +50,7 @@ import {
   SCHEMA_VERSION,
   type SessionRow,
   type SummaryPart,
-  summarize,
+  summaryOf,
   type TransactionRow,
 } from './common.js';
 
@@ -544,18 +544,7 @@ function connected(sql: PostgresJs.Sql<{ bigint: bigint }>, where: string): Stor
       const rows = await run('summarize transactions', () =>
         sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', read),
       );
-      return summarize(
-        rows.services.map((row) => {
-          if (typeof row.service !== 'string') throw corrupt(NAME, 'service is not text');
-          return {
-            ...readPart(row),
-            service: row.service,
-            newestAt: readNumber(NAME, row.newest, 'created_at'),
-            newestOrder: readNumber(NAME, row.newest_id, 'id'),
-          };
-        }),
-        rows.buckets.map((row) => ({ ...readPart(row), start: readNumber(NAME, row.start, 'bucket start') })),
-      );
+      return summaryOf(NAME, rows, readPart);
     },
 
     async removeExpiredUnpaid(now) {

@@ -41,7 +41,6 @@ import {
   checkSeconds,
   checkSecret,
   closedError,
-  corrupt,
   readBytes,
   readInteger,
   readNumber,
@@ -53,7 +52,7 @@ import {
   SCHEMA_VERSION,
   type SessionRow,
   type SummaryPart,
-  summarize,
+  summaryOf,
   type TransactionRow,
 } from './common.js';
 
@@ -632,21 +631,7 @@ function prepared(db: BetterSqlite3.Database, path: string): Store {
             start: unknown;
           })[],
         }))();
-        return summarize(
-          rows.services.map((row) => {
-            if (typeof row.service !== 'string') throw corrupt(NAME, 'service is not text');
-            return {
-              ...readPart(row),
-              service: row.service,
-              newestAt: readNumber(NAME, row.newest, 'created_at'),
-              newestOrder: readNumber(NAME, row.newest_id, 'id'),
-            };
-          }),
-          rows.buckets.map((row) => ({
-            ...readPart(row),
-            start: readNumber(NAME, row.start, 'bucket start'),
-          })),
-        );
+        return summaryOf(NAME, rows, readPart);
       });
     },
 
