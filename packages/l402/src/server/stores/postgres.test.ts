@@ -10,7 +10,7 @@ import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Store } from '../Store.js';
 import * as Postgres from './postgres.js';
-import { describeStore, record } from './storeContract.js';
+import { describeStore, openSession, record } from './storeContract.js';
 
 const URL = process.env.L402_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `l402_test_${randomBytes(4).toString('hex')}`;
@@ -183,14 +183,7 @@ describe('Postgres.open', () => {
     const schema = nextSchema();
     const store = await Postgres.open({ url: URL, schema });
     const base = { expiresAt: 1_700_000_900, now: 1_700_000_000 };
-    const sessionId = randomBytes(32);
-    await store.openSession({
-      ...base,
-      paymentHash: sessionId,
-      challengeId: 'open',
-      depositSats: 10n,
-      returnInvoice: 'r',
-    });
+    const sessionId = await openSession(store);
     const old = { ...base, paymentHash: randomBytes(32), challengeId: 'old', sats: 5n };
     expect(await store.topUpSession(sessionId, old)).toMatchObject({ ok: true });
     await store.close();

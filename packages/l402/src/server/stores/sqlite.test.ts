@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fromHex } from '../../internal/bytes.js';
 import * as Sqlite from './sqlite.js';
-import { describeStore, record } from './storeContract.js';
+import { describeStore, openSession, record } from './storeContract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'l402-sqlite-'));
 // Children run as another user when the tests run as root (see below): they must reach the directory.
@@ -168,14 +168,7 @@ describe('Sqlite.open', () => {
     const path = nextPath();
     const store = await Sqlite.open({ path });
     const base = { expiresAt: 1_700_000_900, now: 1_700_000_000 };
-    const sessionId = randomBytes(32);
-    await store.openSession({
-      ...base,
-      paymentHash: sessionId,
-      challengeId: 'open',
-      depositSats: 10n,
-      returnInvoice: 'r',
-    });
+    const sessionId = await openSession(store);
     const old = { ...base, paymentHash: randomBytes(32), challengeId: 'old', sats: 5n };
     expect(await store.topUpSession(sessionId, old)).toMatchObject({ ok: true });
     await store.close();

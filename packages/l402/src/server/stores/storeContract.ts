@@ -30,6 +30,44 @@ export function record(overrides: Partial<MintRecord> = {}): MintRecord {
   };
 }
 
+/**
+ * Opens a session with a 10-sat deposit (challenge `challengeId`, made at `now`, its offer expiring 900 s
+ * later); resolves with the session id. The fixture the session tests here and the migration tests share.
+ */
+export async function openSession(
+  store: Store,
+  { challengeId = 'open', now = 1_700_000_000 }: { challengeId?: string; now?: number } = {},
+): Promise<Uint8Array> {
+  const sessionId = random();
+  await store.openSession({
+    paymentHash: sessionId,
+    challengeId,
+    expiresAt: now + 900,
+    now,
+    depositSats: 10n,
+    returnInvoice: 'r',
+  });
+  return sessionId;
+}
+
+/**
+ * Mints five transactions (services a, b, a, a, b at t, t+10, t+20, t+20, t+30) and settles the second
+ * and third at t+40; resolves with the records in mint order.
+ */
+async function mintFive(store: Store, t: number): Promise<MintRecord[]> {
+  const minted = [
+    record({ service: 'a', createdAt: t }),
+    record({ service: 'b', createdAt: t + 10 }),
+    record({ service: 'a', createdAt: t + 20 }),
+    record({ service: 'a', createdAt: t + 20 }),
+    record({ service: 'b', createdAt: t + 30 }),
+  ];
+  for (const r of minted) await store.mint(r);
+  await store.settle(minted[1]!.paymentHash, t + 40);
+  await store.settle(minted[2]!.paymentHash, t + 40);
+  return minted;
+}
+
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
     await promise;
@@ -166,16 +204,7 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
       const store = await fresh();
       const t = 1_700_000_000;
       // Two in the same second: the later mint is the newer.
-      const minted = [
-        record({ service: 'a', createdAt: t }),
-        record({ service: 'b', createdAt: t + 10 }),
-        record({ service: 'a', createdAt: t + 20 }),
-        record({ service: 'a', createdAt: t + 20 }),
-        record({ service: 'b', createdAt: t + 30 }),
-      ];
-      for (const r of minted) await store.mint(r);
-      await store.settle(minted[1]!.paymentHash, t + 40);
-      await store.settle(minted[2]!.paymentHash, t + 40);
+      const minted = await mintFive(store, t);
       const ids = async (filter?: Parameters<Store['transactions']>[0]) =>
         (await store.transactions(filter)).map((tx) =>
           minted.findIndex((r) => r.tokenId.join() === tx.tokenId.join()),
@@ -199,16 +228,7 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
       const store = await fresh();
       expect(await store.countTransactions()).toBe(0);
       const t = 1_700_000_000;
-      const minted = [
-        record({ service: 'a', createdAt: t }),
-        record({ service: 'b', createdAt: t + 10 }),
-        record({ service: 'a', createdAt: t + 20 }),
-        record({ service: 'a', createdAt: t + 20 }),
-        record({ service: 'b', createdAt: t + 30 }),
-      ];
-      for (const r of minted) await store.mint(r);
-      await store.settle(minted[1]!.paymentHash, t + 40);
-      await store.settle(minted[2]!.paymentHash, t + 40);
+      await mintFive(store, t);
       const filters: [Parameters<Store['countTransactions']>[0], number][] = [
         [undefined, 5],
         [{}, 5],
@@ -601,18 +621,8 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
     it('answers a retried top-up as already-credited, crediting it once, and refuses a payment spent elsewhere', async () => {
       const store = await fresh();
       const base = { expiresAt: 1_700_000_900, now: 1_700_000_000 };
-      const open = async (challengeId: string) => {
-        const sessionId = random();
-        await store.openSession({
-          ...base,
-          paymentHash: sessionId,
-          challengeId,
-          depositSats: 10n,
-          returnInvoice: 'lnbcrt1r',
-        });
-        return sessionId;
-      };
-      const [mine, other] = [await open('open-mine'), await open('open-other')];
+      const mine = await openSession(store, { challengeId: 'open-mine' });
+      const other = await openSession(store, { challengeId: 'open-other' });
       const topUp = { ...base, paymentHash: random(), challengeId: 'top-up', sats: 30n };
       expect(await store.topUpSession(mine, topUp)).toMatchObject({
         ok: true,
@@ -674,16 +684,7 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
     it('credits one of many identical top-ups racing, answering the others as already-credited', async () => {
       const store = await fresh();
       const base = { expiresAt: 1_700_000_900, now: 1_700_000_000 };
-      const [a, b] = [random(), random()];
-      for (const sessionId of [a, b]) {
-        await store.openSession({
-          ...base,
-          paymentHash: sessionId,
-          challengeId: 'open',
-          depositSats: 10n,
-          returnInvoice: 'r',
-        });
-      }
+      const [a, b] = [await openSession(store), await openSession(store)];
       const topUp = { ...base, paymentHash: random(), challengeId: 'top-up', sats: 7n };
       const results = await Promise.all(Array.from({ length: 20 }, () => store.topUpSession(a, topUp)));
       expect(results.filter((r) => r.ok)).toHaveLength(1);
@@ -715,19 +716,7 @@ export function describeStore(name: string, open: () => Promise<Store>): void {
 
     it('closes the sessions idle since a time, once, leaving active ones open', async () => {
       const store = await fresh();
-      const open = (now: number) => {
-        const paymentHash = random();
-        return store
-          .openSession({
-            paymentHash,
-            challengeId: 'c',
-            expiresAt: now + 900,
-            depositSats: 10n,
-            returnInvoice: 'r',
-            now,
-          })
-          .then(() => paymentHash);
-      };
+      const open = (now: number) => openSession(store, { challengeId: 'c', now });
       const [idle, active, busy] = [await open(1_000), await open(1_000), await open(5_000)];
       await store.debitSession(active, 3n, 4_000); // activity moves it past the cut-off
       await store.debitSession(idle, 4n, 1_500);
