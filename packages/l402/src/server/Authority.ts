@@ -169,7 +169,8 @@ interface Verified {
   pass?: Decision;
 }
 
-const NO_HEADERS: readonly Header[] = Object.freeze([]);
+/** No headers: one frozen list, so a hot path that has none allocates none. */
+export const NO_HEADERS: readonly Header[] = Object.freeze([]);
 
 /** Whether the token's last passed caveat check still answers for this route and service at `now`. */
 const standing = (v: Verified, route: Route, service: string, now: number): boolean =>

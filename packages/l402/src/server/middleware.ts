@@ -499,7 +499,7 @@ export function create(options: Options): Paywall {
           return decision;
         }
         const withCors = corsFor(request);
-        const passHeaders = withCors ? Authority.CORS_HEADERS : [];
+        const passHeaders = withCors ? Authority.CORS_HEADERS : Authority.NO_HEADERS;
         if (decision.token !== undefined && decision.headers.length === 0) {
           const known = withCors ? corsPasses : passes;
           let pass = known.get(decision.token);
